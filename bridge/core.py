@@ -1,0 +1,158 @@
+"""The bridge core: one canonical request in, one canonical event stream out.
+
+Both inbound protocols call `Bridge.stream`. It applies the history policy, enforces the
+deadlines (first token, idle gap, overall), retries once and then falls back to the next
+upstream, but only while nothing has been yielded: once a byte may have reached the
+caller, a failure is reported, never retried. Every successful stream it yields ends with
+one `Finish` and one `Usage` (estimated when the upstream gave none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from bridge.config import Settings
+from bridge.events import Event, Finish, TextDelta, UpstreamError, Usage
+from bridge.redaction import Redactor
+from bridge.request import ChatRequest, cap_history
+from bridge.tokens import estimate_prompt_tokens, estimate_tokens
+from bridge.upstreams.base import Upstream
+
+LogRecord = dict[str, Any]
+
+
+class Overloaded(Exception):
+    """Too many upstream requests in flight; the caller should retry shortly."""
+
+    retry_after = 1
+
+
+class Bridge:
+    """Runs canonical requests against the configured upstreams."""
+
+    def __init__(self, settings: Settings, upstreams: Sequence[Upstream], redact: Redactor) -> None:
+        if not upstreams:
+            raise ValueError("at least one upstream is required")
+        self.settings = settings
+        self.upstreams = list(upstreams)
+        self.redact = redact
+        self.in_flight = 0
+
+    @property
+    def primary(self) -> Upstream:
+        return self.upstreams[0]
+
+    def prepare(self, request: ChatRequest) -> ChatRequest:
+        """Apply SYSTEM_PROMPT, MAX_HISTORY and UPSTREAM_MODEL to an inbound request."""
+        s = self.settings
+        request.messages = cap_history(request.messages, s.max_history, s.system_prompt)
+        if s.upstream_model:
+            request.model = s.upstream_model
+        return request
+
+    async def stream(self, request: ChatRequest, record: LogRecord) -> AsyncIterator[Event]:
+        """Yield the answer's events; raise UpstreamError (redacted) or Overloaded."""
+        if self.in_flight >= self.settings.max_concurrency:
+            raise Overloaded()
+        self.in_flight += 1
+        try:
+            async for event in self._with_fallbacks(request, record):
+                yield event
+        finally:
+            self.in_flight -= 1
+
+    async def _with_fallbacks(self, request: ChatRequest, record: LogRecord) -> AsyncIterator[Event]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        overall = started + self.settings.total_timeout
+        retry_budget_end = started + self.settings.ttft_timeout
+        failures: list[str] = []
+        error: UpstreamError | None = None
+        for upstream in self.upstreams:
+            for attempt in (1, 2):
+                record["upstream"] = upstream.name
+                yielded = False
+                try:
+                    async for event in self._attempt(upstream, request, overall, record, started):
+                        yielded = True
+                        yield event
+                    return
+                except UpstreamError as exc:
+                    exc.message = self.redact(exc.message)
+                    if yielded:
+                        raise
+                    error = exc
+                    failures.append(f"{upstream.name}:{exc.kind}")
+                    record["attempts"] = failures
+                    if exc.kind == "upstream_bad_request":
+                        raise  # the request itself is at fault; another upstream won't help
+                    wait = exc.retry_after or 0.0
+                    if attempt == 1 and exc.retryable and loop.time() + wait < retry_budget_end:
+                        if wait:
+                            await asyncio.sleep(wait)
+                        continue
+                    break
+        assert error is not None
+        raise error
+
+    async def _attempt(
+        self, upstream: Upstream, request: ChatRequest, overall: float, record: LogRecord, started: float
+    ) -> AsyncIterator[Event]:
+        """One upstream call under the first-token, idle and overall deadlines."""
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        events = upstream.stream(request)
+        deadline = min(loop.time() + s.ttft_timeout, overall)
+        waiting_for = f"no first token within {s.ttft_timeout:g}s"
+        parts: list[str] = []
+        finished = usage = False
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        event = await anext(events)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    if deadline == overall:
+                        waiting_for = f"answer exceeded {s.total_timeout:g}s"
+                    raise UpstreamError("upstream_timeout", f"upstream timeout: {waiting_for}") from None
+                kind = type(event)
+                if kind is TextDelta:
+                    if not parts:
+                        record["ttft_ms"] = round((loop.time() - started) * 1000, 1)
+                    parts.append(event.text)  # type: ignore[union-attr]
+                elif kind is Finish:
+                    finished = True
+                elif kind is Usage:
+                    usage = True
+                    record["usage"] = event.as_dict()  # type: ignore[union-attr]
+                    if event.estimated:  # type: ignore[union-attr]
+                        record["usage_estimated"] = True
+                yield event
+                deadline = min(loop.time() + s.idle_timeout, overall)
+                waiting_for = f"no data for {s.idle_timeout:g}s"
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+        if not finished:
+            yield Finish("stop")
+        if not usage:
+            estimate = Usage(
+                estimate_prompt_tokens(request.messages), estimate_tokens("".join(parts)), estimated=True
+            )
+            record["usage"] = estimate.as_dict()
+            record["usage_estimated"] = True
+            yield estimate
+
+    async def fallback(self, request: ChatRequest, text: str) -> AsyncIterator[Event]:
+        """The spoken fallback phrase as an answer stream, for when every upstream failed."""
+        yield TextDelta(text)
+        yield Finish("stop")
+        yield Usage(estimate_prompt_tokens(request.messages), estimate_tokens(text), estimated=True)
+
+    async def aclose(self) -> None:
+        """Close every upstream's connection pool."""
+        for upstream in self.upstreams:
+            await upstream.aclose()

@@ -1,0 +1,1 @@
+"""Inbound protocols: each turns a platform's request into a canonical ChatRequest."""

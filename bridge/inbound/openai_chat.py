@@ -1,0 +1,224 @@
+"""OpenAI Chat Completions inbound: Alibaba IMS's OpenAI-spec node and Agora's custom LLM.
+
+`POST /v1/chat/completions` and `POST /chat/completions`. Platform fields (IMS's
+`extendData`, Agora's `context`, `turn_id`, `timestamp`, `interruptable`, per-message
+`metadata`) are logged and removed; standard parameters pass through to the upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from aiohttp import web
+
+from bridge import jsonutil
+from bridge.core import Overloaded
+from bridge.events import Event, Finish, Metadata, TextDelta, ToolCallDelta, UpstreamError, Usage
+from bridge.render.collect import collect
+from bridge.render.openai_chunks import DONE, ChunkEncoder, completion_object, error_body
+from bridge.request import ChatRequest, Message
+from bridge.state import STATE, AppState, log_record
+
+PLATFORM_FIELDS = frozenset({"extendData", "context", "turn_id", "timestamp", "interruptable"})
+MANAGED_FIELDS = frozenset({"messages", "model", "stream", "stream_options", "n"})
+MESSAGE_FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "refusal"})
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_NUMBER = (int, float)
+PARAM_TYPES: dict[str, tuple[type, ...]] = {
+    "temperature": _NUMBER, "top_p": _NUMBER, "presence_penalty": _NUMBER, "frequency_penalty": _NUMBER,
+    "max_tokens": (int,), "max_completion_tokens": (int,), "seed": (int,), "top_logprobs": (int,),
+    "stop": (str, list), "tools": (list,), "tool_choice": (str, dict), "parallel_tool_calls": (bool,),
+    "response_format": (dict,), "user": (str,), "logit_bias": (dict,), "logprobs": (bool,),
+}
+SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
+               "X-Accel-Buffering": "no"}
+
+
+class ChatError(Exception):
+    """The request body is invalid; `param` names the offending field."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def openai_error(status: int, message: str, code: str | None, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=jsonutil.dumps(error_body(status, message, code, param)), status=status,
+                        content_type="application/json", charset="utf-8", headers=headers)
+
+
+async def handle_chat(request: web.Request) -> web.StreamResponse:
+    """POST /v1/chat/completions and /chat/completions."""
+    state = request.app[STATE]
+    record = log_record(request)
+    if not state.tokens.check_bearer(request.headers.get("Authorization")):
+        record["error_kind"] = "auth"
+        return openai_error(401, "Invalid or missing bearer token.", "invalid_api_key")
+    try:
+        chat = parse_chat(await request.read(), state.settings.default_model, request.path)
+    except ChatError as exc:
+        record["error_kind"] = "bad_request"
+        return openai_error(400, str(exc), "invalid_request", exc.param)
+    record.update(chat.meta)
+    state.bridge.prepare(chat)
+    events = state.bridge.stream(chat, record)
+    if chat.stream:
+        return await stream_reply(request, state, chat, events)
+    try:
+        answer = await collect(events)
+    except Overloaded as exc:
+        return _overloaded(record, exc)
+    except UpstreamError as exc:
+        record["error_kind"] = exc.kind
+        record["error"] = exc.message
+        fallback = state.settings.openai_fallback_text
+        if not fallback:
+            return upstream_error_reply(exc)
+        record["fallback"] = True
+        answer = await collect(state.bridge.fallback(chat, fallback))
+    return web.Response(body=jsonutil.dumps(completion_object(answer, chat.model)),
+                        content_type="application/json", charset="utf-8")
+
+
+async def stream_reply(
+    request: web.Request, state: AppState, chat: ChatRequest, events: AsyncIterator[Event]
+) -> web.StreamResponse:
+    """Forward events as SSE chunks as they arrive; headers go out with the first one."""
+    record = log_record(request)
+    encoder = ChunkEncoder(chat.model)
+    response: web.StreamResponse | None = None
+    usage: Usage | None = None
+    try:
+        async with aclosing(events):
+            try:
+                async for event in events:
+                    kind = type(event)
+                    if kind is Usage:
+                        usage = event  # type: ignore[assignment]
+                        continue
+                    if response is None:
+                        response = web.StreamResponse(headers=SSE_HEADERS)
+                        await response.prepare(request)
+                    if kind is TextDelta:
+                        await response.write(encoder.text(event.text))  # type: ignore[union-attr]
+                    elif kind is ToolCallDelta:
+                        await response.write(encoder.tool_call(event))  # type: ignore[arg-type]
+                    elif kind is Finish:
+                        await response.write(encoder.finish(event.reason))  # type: ignore[union-attr]
+                    elif kind is Metadata:
+                        await response.write(encoder.raw(event.payload))  # type: ignore[union-attr]
+            except Overloaded as exc:
+                return _overloaded(record, exc)
+            except UpstreamError as exc:
+                record["error_kind"] = exc.kind
+                record["error"] = exc.message
+                fallback = state.settings.openai_fallback_text
+                if response is not None:
+                    await response.write(encoder.error(exc.http_status, exc.message, exc.kind) + DONE)
+                    return response
+                if not fallback:
+                    return upstream_error_reply(exc)
+                record["fallback"] = True
+                return await stream_reply(request, state, chat, state.bridge.fallback(chat, fallback))
+        assert response is not None
+        if usage is not None and chat.include_usage:
+            await response.write(encoder.usage(usage))
+        await response.write(DONE)
+        await response.write_eof()
+    except ConnectionError:
+        record["client_cancel"] = True  # the caller hung up or barged in: upstream already closed
+    return response or web.Response(status=499)
+
+
+def upstream_error_reply(exc: UpstreamError) -> web.Response:
+    headers = {"Retry-After": f"{exc.retry_after:g}"} if exc.retry_after is not None else None
+    return openai_error(exc.http_status, exc.message, exc.kind, headers=headers)
+
+
+def _overloaded(record: dict[str, Any], exc: Overloaded) -> web.Response:
+    record["error_kind"] = "overloaded"
+    return openai_error(503, "Too many requests in flight; retry shortly.", "overloaded",
+                        headers={"Retry-After": str(exc.retry_after)})
+
+
+def parse_chat(body: bytes, default_model: str, route: str) -> ChatRequest:
+    """Validate an OpenAI chat body into a ChatRequest, separating platform metadata."""
+    try:
+        data = jsonutil.loads(body)
+    except ValueError:
+        raise ChatError("Request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ChatError("Request body must be a JSON object.")
+    raw_messages = data.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise ChatError("'messages' must be a non-empty array.", "messages")
+    messages = [_message(i, m) for i, m in enumerate(raw_messages)]
+    model = data.get("model", default_model)
+    if not isinstance(model, str) or not model:
+        raise ChatError("'model' must be a non-empty string.", "model")
+    stream = data.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ChatError("'stream' must be a boolean.", "stream")
+    options = data.get("stream_options") or {}
+    if not isinstance(options, dict):
+        raise ChatError("'stream_options' must be an object.", "stream_options")
+    if data.get("n", 1) != 1:
+        raise ChatError("Only n=1 is supported.", "n")
+    params = {k: v for k, v in data.items() if k not in MANAGED_FIELDS and k not in PLATFORM_FIELDS}
+    for name, value in params.items():
+        types = PARAM_TYPES.get(name)
+        if types and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
+            raise ChatError(f"'{name}' has the wrong type ({type(value).__name__}).", name)
+    return ChatRequest(messages, model=model, route=route, stream=stream,
+                       include_usage=options.get("include_usage") is True, params=params,
+                       meta=platform_meta(data, raw_messages))
+
+
+def _message(i: int, item: Any) -> Message:
+    if not isinstance(item, dict):
+        raise ChatError(f"messages[{i}] must be an object.", f"messages[{i}]")
+    role, content = item.get("role"), item.get("content")
+    if role not in ROLES:
+        raise ChatError(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}.", f"messages[{i}].role")
+    if content is not None and not isinstance(content, (str, list)):
+        raise ChatError(f"messages[{i}].content must be a string or an array.", f"messages[{i}].content")
+    if item.keys() <= MESSAGE_FIELDS:
+        return item
+    return {k: v for k, v in item.items() if k in MESSAGE_FIELDS}
+
+
+def platform_meta(data: dict[str, Any], messages: list[Any]) -> dict[str, Any]:
+    """IMS extendData and Agora fields, flattened for the log line."""
+    meta: dict[str, Any] = {}
+    extend = data.get("extendData")
+    if isinstance(extend, dict):
+        for src, dst in (("instanceId", "instance_id"), ("channelId", "channel_id"),
+                         ("sentenceId", "sentence_id"), ("userData", "user_data")):
+            if extend.get(src) is not None:
+                meta[dst] = _short(extend[src])
+        for src, dst in (("callerNumber", "caller"), ("calleeNumber", "callee")):
+            if extend.get(src):
+                meta[dst] = mask_number(str(extend[src]))
+    for name in ("turn_id", "timestamp", "interruptable"):
+        if data.get(name) is not None:
+            meta[name] = _short(data[name])
+    if data.get("context") is not None:
+        meta["context"] = _short(data["context"])
+    if any(isinstance(m, dict) and m.get("metadata") for m in messages):
+        meta["message_metadata"] = True
+    return meta
+
+
+def mask_number(number: str) -> str:
+    """Keep a phone number's first 3 and last 4 digits: enough to trace, not to dial."""
+    return number if len(number) <= 7 else number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+
+def _short(value: Any, limit: int = 200) -> Any:
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    text = value if isinstance(value, str) else jsonutil.dumps_str(value)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,1 @@
+"""Renderers: turn the canonical event stream into each protocol's reply."""
