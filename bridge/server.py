@@ -17,7 +17,7 @@ from bridge.inbound.openai_chat import handle_chat
 from bridge.logs import configure_logging, get_logger
 from bridge.redaction import Redactor
 from bridge.render.openai_chunks import error_body
-from bridge.state import STATE, AppState
+from bridge.state import LOG, STATE, AppState
 from bridge.upstreams import build_upstreams
 
 # Header limits: generous for real clients (long Bearer tokens, Agora's llm.headers), small
@@ -48,7 +48,7 @@ _CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 async def access_log(request: web.Request, handler: web.Handler) -> web.StreamResponse:
     """Write one log line per request; turn HTTP and unexpected errors into JSON bodies."""
     record: dict[str, object] = {}
-    request["log"] = record
+    request[LOG] = record
     started = time.perf_counter()
     status = 500
     try:

@@ -23,8 +23,9 @@ class AppState:
 
 
 STATE = web.AppKey("state", AppState)
+LOG = web.RequestKey("log", dict)
 
 
 def log_record(request: web.Request) -> dict[str, object]:
     """The request's log record, filled by handlers and written once by the log middleware."""
-    return request["log"]  # type: ignore[no-any-return]
+    return request[LOG]

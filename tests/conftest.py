@@ -1,0 +1,136 @@
+"""Shared fixtures: the real app on a loopback port, and real fake upstreams that record requests."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bridge.config import Settings
+from bridge.server import create_app
+
+
+@dataclass
+class Recorded:
+    """One request as the fake upstream received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def sse(payloads: list[Any], *, done: bool = True) -> bytes:
+    """An OpenAI-style SSE body: one `data:` event per payload, then [DONE]."""
+    out = b"".join(b"data: " + json.dumps(p, ensure_ascii=False).encode() + b"\n\n" for p in payloads)
+    return out + (b"data: [DONE]\n\n" if done else b"")
+
+
+def text_chunks(pieces: list[str], *, model: str = "up-model", usage: dict[str, int] | None = None,
+                finish: str = "stop") -> list[dict[str, Any]]:
+    """chat.completion.chunk payloads for `pieces`, as a real OpenAI upstream streams them."""
+    base = {"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": model}
+    chunks = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                    "finish_reason": None}]}]
+    chunks += [{**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+    if usage is not None:
+        chunks.append({**base, "choices": [], "usage": usage})
+    return chunks
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class FakeUpstream:
+    """A real aiohttp server on 127.0.0.1 that records every request it gets.
+
+    Set `handler` to change how it answers; by default it streams `reply` as OpenAI SSE.
+    """
+
+    server: TestServer | None = None
+    requests: list[Recorded] = field(default_factory=list)
+    reply: list[str] = field(default_factory=lambda: ["Hello", ", ", "world", "!"])
+    handler: Handler | None = None
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("")).rstrip("/")
+
+    @property
+    def last(self) -> Recorded:
+        return self.requests[-1]
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append(Recorded(request.method, request.path, dict(request.query),
+                                      dict(request.headers), body))
+        try:
+            if self.handler is not None:
+                return await self.handler(request)
+            return await self.stream_openai(request)
+        except (asyncio.CancelledError, ConnectionError):
+            self.disconnected.set()
+            raise
+
+    async def stream_openai(self, request: web.Request) -> web.StreamResponse:
+        usage = {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(sse(text_chunks(self.reply, usage=usage)))
+        return response
+
+
+@pytest.fixture
+async def fake_upstream() -> AsyncIterator[FakeUpstream]:
+    fake = FakeUpstream()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake._dispatch)
+    fake.server = TestServer(app, host="127.0.0.1")
+    await fake.server.start_server()
+    yield fake
+    await fake.server.close()
+
+
+@pytest.fixture
+def log_stream() -> io.StringIO:
+    """Everything the app logs during the test."""
+    return io.StringIO()
+
+
+def log_lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+BridgeFactory = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+async def bridge(log_stream: io.StringIO) -> AsyncIterator[BridgeFactory]:
+    """`await bridge({"ENV": "value"})` starts the real app on 127.0.0.1 and returns a client."""
+    clients: list[TestClient] = []
+
+    async def make(env: dict[str, str] | None = None) -> TestClient:
+        app = create_app(Settings.from_env(env or {}), log_stream=log_stream)
+        client = TestClient(TestServer(app, host="127.0.0.1"))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
