@@ -82,7 +82,10 @@ class OpenAIUpstream:
             detail = f": {exc.message[:300]}" if exc.message else ""
             retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
             raise UpstreamError.from_status(exc.status_code, detail, retry_after) from None
-        except openai.APITimeoutError:
+        except openai.APITimeoutError as exc:
+            if isinstance(exc.__cause__, httpx2.ConnectTimeout):
+                # the aiohttp transport reports refused connections as connect timeouts too
+                raise UpstreamError("upstream_connect", "could not connect to the upstream") from None
             raise UpstreamError("upstream_timeout", "upstream request timed out") from None
         except openai.APIConnectionError:
             raise UpstreamError("upstream_connect", "could not connect to the upstream") from None
