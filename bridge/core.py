@@ -15,6 +15,7 @@ from typing import Any
 
 from bridge.config import Settings
 from bridge.events import Event, Finish, TextDelta, UpstreamError, Usage
+from bridge.metrics import Metrics
 from bridge.redaction import Redactor
 from bridge.request import ChatRequest, cap_history
 from bridge.tokens import estimate_prompt_tokens, estimate_tokens
@@ -32,12 +33,15 @@ class Overloaded(Exception):
 class Bridge:
     """Runs canonical requests against the configured upstreams."""
 
-    def __init__(self, settings: Settings, upstreams: Sequence[Upstream], redact: Redactor) -> None:
+    def __init__(
+        self, settings: Settings, upstreams: Sequence[Upstream], redact: Redactor, metrics: Metrics | None = None
+    ) -> None:
         if not upstreams:
             raise ValueError("at least one upstream is required")
         self.settings = settings
         self.upstreams = list(upstreams)
         self.redact = redact
+        self.metrics = metrics or Metrics()
         self.in_flight = 0
 
     @property
@@ -57,11 +61,13 @@ class Bridge:
         if self.in_flight >= self.settings.max_concurrency:
             raise Overloaded()
         self.in_flight += 1
+        self.metrics.in_flight.inc()
         try:
             async for event in self._with_fallbacks(request, record):
                 yield event
         finally:
             self.in_flight -= 1
+            self.metrics.in_flight.dec()
 
     async def _with_fallbacks(self, request: ChatRequest, record: LogRecord) -> AsyncIterator[Event]:
         loop = asyncio.get_running_loop()
@@ -81,6 +87,7 @@ class Bridge:
                     return
                 except UpstreamError as exc:
                     exc.message = self.redact(exc.message)
+                    self.metrics.upstream_errors.labels(upstream.name, exc.kind).inc()
                     if yielded:
                         raise
                     error = exc
@@ -122,7 +129,9 @@ class Bridge:
                 kind = type(event)
                 if kind is TextDelta:
                     if not parts:
-                        record["ttft_ms"] = round((loop.time() - started) * 1000, 1)
+                        ttft = loop.time() - started
+                        record["ttft_ms"] = round(ttft * 1000, 1)
+                        self.metrics.ttft.labels(request.route).observe(ttft)
                     parts.append(event.text)  # type: ignore[union-attr]
                 elif kind is Finish:
                     finished = True

@@ -15,6 +15,8 @@ from bridge.core import Bridge
 from bridge.inbound.alibaba_form import handle_form
 from bridge.inbound.openai_chat import handle_chat
 from bridge.logs import configure_logging, get_logger
+from bridge.metrics import Metrics
+from bridge.ops import healthz, metrics, readyz
 from bridge.redaction import Redactor
 from bridge.render.openai_chunks import error_body
 from bridge.state import LOG, STATE, AppState
@@ -75,13 +77,20 @@ async def access_log(request: web.Request, handler: web.Handler) -> web.StreamRe
         record["exception"] = f"{type(exc).__name__}: {exc}"
         return error_response(request.path, 500, "Internal error; see the server log.")
     finally:
-        route = request.match_info.route.resource
+        elapsed = time.perf_counter() - started
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        metrics = request.app[STATE].bridge.metrics
+        metrics.requests.labels(route, str(status)).inc()
+        metrics.latency.labels(route).observe(elapsed)
+        if record.get("fallback"):
+            metrics.fallbacks.labels(route).inc()
         get_logger().info(
             "request",
             method=request.method,
-            route=route.canonical if route is not None else request.path,
+            route=route if resource is not None else request.path[:200],
             status=status,
-            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            latency_ms=round(elapsed * 1000, 2),
             **record,
         )
 
@@ -91,7 +100,7 @@ def create_app(settings: Settings | None = None, *, log_stream: IO[str] | None =
     settings = settings or Settings.from_env()
     redact = Redactor(settings.secrets())
     configure_logging(settings.log_level, redact, log_stream)
-    bridge = Bridge(settings, build_upstreams(settings), redact)
+    bridge = Bridge(settings, build_upstreams(settings), redact, Metrics())
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[access_log],
@@ -101,9 +110,19 @@ def create_app(settings: Settings | None = None, *, log_stream: IO[str] | None =
     app.router.add_post("/", handle_form)
     app.router.add_post("/v1/chat/completions", handle_chat)
     app.router.add_post("/chat/completions", handle_chat)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     app.on_startup.append(_announce)
+    app.on_shutdown.append(_start_draining)
     app.on_cleanup.append(_close_upstreams)
     return app
+
+
+async def _start_draining(app: web.Application) -> None:
+    """SIGTERM: readiness turns 503 while in-flight streams finish (within DRAIN_TIMEOUT)."""
+    app[STATE].draining = True
+    get_logger().info("draining", in_flight=app[STATE].bridge.in_flight)
 
 
 async def _announce(app: web.Application) -> None:

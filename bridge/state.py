@@ -20,6 +20,7 @@ class AppState:
     bridge: Bridge
     tokens: TokenChecker
     redact: Redactor
+    draining: bool = False
 
 
 STATE = web.AppKey("state", AppState)

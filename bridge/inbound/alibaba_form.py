@@ -57,7 +57,7 @@ async def handle_form(request: web.Request) -> web.Response:
         return json_reply({"error": str(exc)}, 400)
 
     chat = state.bridge.prepare(
-        ChatRequest(messages, model=state.settings.default_model, route="form", stream=False, meta=meta)
+        ChatRequest(messages, model=state.settings.default_model, route="/", stream=False, meta=meta)
     )
     try:
         answer = await collect(state.bridge.stream(chat, record))
