@@ -60,7 +60,6 @@ def cap_history(messages: list[Message], max_history: int, system_prompt: str | 
         history = history[-max_history:]
         while history and history[0].get("role") == "tool":
             history = history[1:]
-    prefix = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    if not prefix and head == 0 and history is messages:
-        return messages
-    return [*prefix, *system, *history]
+    if not system_prompt:
+        return messages if len(history) + head == len(messages) else [*system, *history]
+    return [{"role": "system", "content": system_prompt}, *system, *history]

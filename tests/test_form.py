@@ -118,6 +118,7 @@ async def test_any_of_several_tokens_accepted(bridge, fake_upstream):
         ('{"role": "user"', "Message: not valid JSON or a Python-literal"),
         ('[{"role": "robot", "content": "x"}]', "Message[0].role: must be one of system, user, assistant"),
         ('[{"role": "user", "content": 5}]', "Message[0].content: must be a string; got int"),
+        ("[{'role': ['user'], 'content': 'x'}]", "Message[0].role: must be one of"),
         ('[{"role": "user", "content": "a"}, "b"]', "Message[1]: must be an object"),
         ("[1, 2]", "Message[0]: must be an object"),
         ("[__import__('os').system('true')]", "Message: not valid JSON or a Python-literal"),

@@ -290,6 +290,7 @@ async def test_bearer_auth(bridge, fake_upstream):
         (b'{"model": "m", "messages": "hi"}', "messages"),
         (b'{"model": "m", "messages": [{"role": "wizard", "content": "x"}]}', "messages[0].role"),
         (b'{"model": "m", "messages": [{"role": "user", "content": 3}]}', "messages[0].content"),
+        (b'{"model": "m", "messages": [{"role": [], "content": "x"}]}', "messages[0].role"),
         (b'{"model": 5, "messages": [{"role": "user", "content": "x"}]}', "model"),
         (b'{"model": "m", "stream": "yes", "messages": [{"role": "user", "content": "x"}]}', "stream"),
         (b'{"model": "m", "temperature": "hot", "messages": [{"role": "user", "content": "x"}]}', "temperature"),

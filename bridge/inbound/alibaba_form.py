@@ -122,7 +122,7 @@ def _record(i: int, item: Any) -> Message:
     if not isinstance(item, dict):
         raise FormError(f"Message[{i}]: must be an object with role and content")
     role, content = item.get("role"), item.get("content")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise FormError(f"Message[{i}].role: must be one of system, user, assistant; got {_show(role)}")
     if not isinstance(content, str):
         raise FormError(f"Message[{i}].content: must be a string; got {type(content).__name__}")

@@ -84,12 +84,13 @@ async def handle_chat(request: web.Request) -> web.StreamResponse:
 
 
 async def stream_reply(
-    request: web.Request, state: AppState, chat: ChatRequest, events: AsyncIterator[Event]
+    request: web.Request, state: AppState, chat: ChatRequest, events: AsyncIterator[Event],
+    response: web.StreamResponse | None = None,
 ) -> web.StreamResponse:
-    """Forward events as SSE chunks as they arrive; headers go out with the first one."""
+    """Forward events as SSE chunks as they arrive; headers go out with the first one, unless
+    the caller passes a `response` it already prepared (and wrote leading chunks to)."""
     record = log_record(request)
     encoder = ChunkEncoder(chat.model)
-    response: web.StreamResponse | None = None
     usage: Usage | None = None
     try:
         async with aclosing(events):
@@ -111,7 +112,12 @@ async def stream_reply(
                     elif kind is Metadata:
                         await response.write(encoder.raw(event.payload))  # type: ignore[union-attr]
             except Overloaded as exc:
-                return _overloaded(record, exc)
+                if response is None:
+                    return _overloaded(record, exc)
+                record["error_kind"] = "overloaded"
+                await response.write(encoder.error(503, "Too many requests in flight; retry shortly.", "overloaded")
+                                     + DONE)
+                return response
             except UpstreamError as exc:
                 record["error_kind"] = exc.kind
                 record["error"] = exc.message
@@ -181,7 +187,7 @@ def _message(i: int, item: Any) -> Message:
     if not isinstance(item, dict):
         raise ChatError(f"messages[{i}] must be an object.", f"messages[{i}]")
     role, content = item.get("role"), item.get("content")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise ChatError(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}.", f"messages[{i}].role")
     if content is not None and not isinstance(content, (str, list)):
         raise ChatError(f"messages[{i}].content must be a string or an array.", f"messages[{i}].content")
