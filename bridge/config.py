@@ -19,6 +19,7 @@ T = TypeVar("T")
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_FALLBACK_TEXT = "Sorry, I can't answer right now. Please try again in a moment."
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_WAITING_PHRASES = ("Just a moment, I'm thinking...", "稍等，我想一想……")
 
 
 class ConfigError(Exception):
@@ -62,6 +63,13 @@ class Settings:
     openai_fallback_text: str | None = None
     drain_timeout: float = 25.0
     metrics_token: str | None = None
+    knowledge_dir: str | None = None
+    knowledge_index: str | None = None
+    rag_waiting_phrases: tuple[str, ...] = DEFAULT_WAITING_PHRASES
+    rag_top_k: int = 3
+    rag_max_context_chars: int = 2000
+    audio_transcript_file: str | None = None
+    audio_pcm_file: str | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -112,6 +120,7 @@ class Settings:
             openai_fallback_text=fallback_text,
             drain_timeout=get.number("DRAIN_TIMEOUT", float, 25.0, lo=0, hi=3600),
             metrics_token=get.str("METRICS_TOKEN"),
+            **_agora_settings(get),
             env=env,
         )
 
@@ -187,3 +196,30 @@ def _parse_fallbacks(raw: str | None) -> tuple[FallbackUpstream, ...]:
             check_url(f"{where}.base_url", item["base_url"])
         fallbacks.append(FallbackUpstream(**item))
     return tuple(fallbacks)
+
+
+def _agora_settings(get: _Reader) -> dict[str, Any]:
+    """KNOWLEDGE_*, RAG_* and AUDIO_* for Agora's retrieval and audio routes."""
+    knowledge_dir, knowledge_index = get.str("KNOWLEDGE_DIR"), get.str("KNOWLEDGE_INDEX")
+    if knowledge_dir is not None and not os.path.isdir(knowledge_dir):
+        raise ConfigError(f"KNOWLEDGE_DIR: {knowledge_dir!r} is not a directory")
+    if knowledge_index is not None and knowledge_dir is None:
+        raise ConfigError("KNOWLEDGE_INDEX: set KNOWLEDGE_DIR too (the folder the index is built from)")
+    phrases = tuple(p.strip() for p in (get.str("RAG_WAITING_PHRASES") or "").split("|") if p.strip())
+    transcript, pcm = get.str("AUDIO_TRANSCRIPT_FILE"), get.str("AUDIO_PCM_FILE")
+    if (transcript is None) != (pcm is None):
+        raise ConfigError("AUDIO_TRANSCRIPT_FILE and AUDIO_PCM_FILE: set both (a transcript and its PCM) or neither")
+    for name, path in (("AUDIO_TRANSCRIPT_FILE", transcript), ("AUDIO_PCM_FILE", pcm)):
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"{name}: {path!r} is not a file")
+    if pcm is not None and os.path.getsize(pcm) % 2:
+        raise ConfigError(f"AUDIO_PCM_FILE: {pcm!r} has an odd size; expected 16-bit samples")
+    return {
+        "knowledge_dir": knowledge_dir,
+        "knowledge_index": knowledge_index,
+        "rag_waiting_phrases": phrases or DEFAULT_WAITING_PHRASES,
+        "rag_top_k": get.number("RAG_TOP_K", int, 3, lo=1, hi=20),
+        "rag_max_context_chars": get.number("RAG_MAX_CONTEXT_CHARS", int, 2000, lo=200, hi=100_000),
+        "audio_transcript_file": transcript,
+        "audio_pcm_file": pcm,
+    }

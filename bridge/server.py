@@ -12,6 +12,8 @@ from bridge import jsonutil
 from bridge.auth import TokenChecker
 from bridge.config import Settings
 from bridge.core import Bridge
+from bridge.inbound.agora_audio import handle_audio, load_audio_clip
+from bridge.inbound.agora_rag import handle_rag, open_knowledge
 from bridge.inbound.alibaba_form import handle_form
 from bridge.inbound.openai_chat import handle_chat
 from bridge.logs import configure_logging, get_logger
@@ -110,10 +112,14 @@ def create_app(settings: Settings | None = None, *, log_stream: IO[str] | None =
     app.router.add_post("/", handle_form)
     app.router.add_post("/v1/chat/completions", handle_chat)
     app.router.add_post("/chat/completions", handle_chat)
+    app.router.add_post("/rag/chat/completions", handle_rag)
+    app.router.add_post("/audio/chat/completions", handle_audio)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.on_startup.append(_announce)
+    app.on_startup.append(open_knowledge)  # builds the index first if missing or stale
+    app.on_startup.append(load_audio_clip)
     app.on_shutdown.append(_start_draining)
     app.on_cleanup.append(_close_upstreams)
     return app

@@ -1,0 +1,160 @@
+"""Agora's retrieval-augmented route: `POST /rag/chat/completions`.
+
+The first SSE event goes out at once, before retrieval and before the upstream is called:
+a waiting phrase (`id: "waiting_msg"`) so the caller hears something while the bridge
+searches. Then the knowledge base is searched with the last user message, the best
+passages go in as one system message after the leading system messages (capped at
+RAG_MAX_CONTEXT_CHARS), and the answer streams exactly as on `/chat/completions`.
+Nothing relevant found (or no KNOWLEDGE_DIR): nothing is injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from pathlib import Path
+
+from aiohttp import web
+
+from bridge import jsonutil
+from bridge.events import Event, UpstreamError
+from bridge.inbound.openai_chat import SSE_HEADERS, ChatError, openai_error, parse_chat, stream_reply
+from bridge.knowledge import Hit, KnowledgeBase, KnowledgeError, default_index_path, ensure_index
+from bridge.knowledge.text import has_cjk
+from bridge.logs import get_logger
+from bridge.request import ChatRequest, Message
+from bridge.state import STATE, AppState, log_record
+
+KNOWLEDGE = web.AppKey("knowledge", KnowledgeBase)
+
+CONTEXT_PREAMBLE = (
+    "Passages from the knowledge base that may help answer the user's latest question. "
+    "Use them if they are relevant; otherwise ignore them."
+)
+
+
+async def open_knowledge(app: web.Application) -> None:
+    """Start-up: build the index if missing or stale (in a thread), then open it."""
+    settings = app[STATE].settings
+    if settings.knowledge_dir is None:
+        return
+    folder = Path(settings.knowledge_dir)
+    index = Path(settings.knowledge_index) if settings.knowledge_index else default_index_path(folder)
+    result = await asyncio.to_thread(ensure_index, folder, index)
+    app[KNOWLEDGE] = await asyncio.to_thread(KnowledgeBase, result.path)
+    get_logger().info("knowledge_ready", index=str(result.path), passages=result.passages,
+                      built=result.built, seconds=round(result.seconds, 3))
+
+
+async def handle_rag(request: web.Request) -> web.StreamResponse:
+    """POST /rag/chat/completions."""
+    state = request.app[STATE]
+    record = log_record(request)
+    if not state.tokens.check_bearer(request.headers.get("Authorization")):
+        record["error_kind"] = "auth"
+        return openai_error(401, "Invalid or missing bearer token.", "invalid_api_key")
+    try:
+        chat = parse_chat(await request.read(), state.settings.default_model, request.path)
+        if not chat.stream:
+            raise ChatError("This route streams (a waiting phrase, then the answer): set \"stream\": true.",
+                            "stream")
+    except ChatError as exc:
+        record["error_kind"] = "bad_request"
+        return openai_error(400, str(exc), "invalid_request", exc.param)
+    record.update(chat.meta)
+    state.bridge.prepare(chat)
+    question = chat.last_user_text()
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    try:
+        await response.prepare(request)
+        await response.write(waiting_chunk(waiting_phrase(state.settings.rag_waiting_phrases, question),
+                                           chat.model))
+    except ConnectionError:
+        record["client_cancel"] = True
+        return response
+    await augment(request.app.get(KNOWLEDGE), state, chat, question, record)
+    events = spoken_fallback(state, chat, state.bridge.stream(chat, record), record)
+    return await stream_reply(request, state, chat, events, response=response)
+
+
+def waiting_phrase(phrases: Sequence[str], question: str) -> str:
+    """A random phrase, in Chinese for a Chinese question when one is configured."""
+    cjk = has_cjk(question)
+    matching = [p for p in phrases if has_cjk(p) == cjk]
+    return random.choice(matching or phrases)
+
+
+def waiting_chunk(phrase: str, model: str) -> bytes:
+    """The `waiting_msg` SSE event Agora's sample sends first."""
+    chunk = {"id": "waiting_msg", "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+             "choices": [{"index": 0, "delta": {"role": "assistant", "content": phrase}, "finish_reason": None}]}
+    return b"data: " + jsonutil.dumps(chunk) + b"\n\n"
+
+
+async def augment(knowledge: KnowledgeBase | None, state: AppState, chat: ChatRequest, question: str,
+                  record: dict[str, object]) -> None:
+    """Search with the question and inject the best passages; a failed search injects nothing."""
+    if knowledge is None or not question:
+        record["rag_passages"] = 0
+        return
+    started = time.perf_counter()
+    try:
+        hits = await knowledge.asearch(question, state.settings.rag_top_k)
+    except KnowledgeError as exc:
+        record["rag_error"] = str(exc)
+        hits = []
+    record["rag_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    record["rag_passages"] = len(hits)
+    if hits:
+        chat.messages = inject(chat.messages, context_message(hits, state.settings.rag_max_context_chars))
+
+
+def context_message(hits: Sequence[Hit], max_chars: int) -> str:
+    """The injected system text: a short instruction, then numbered passages within `max_chars`."""
+    blocks: list[str] = []
+    used = 0
+    for n, hit in enumerate(hits, 1):
+        block = f"[{n}] {hit.passage.label}\n{hit.passage.text}"
+        room = max_chars - used
+        if len(block) > room:
+            if blocks:
+                break
+            block = block[: room - 1].rstrip() + "…"
+        blocks.append(block)
+        used += len(block) + 2
+    return CONTEXT_PREAMBLE + "\n\n" + "\n\n".join(blocks)
+
+
+def inject(messages: list[Message], text: str) -> list[Message]:
+    """The messages with a system message holding `text` after the leading system messages."""
+    head = 0
+    while head < len(messages) and messages[head].get("role") in ("system", "developer"):
+        head += 1
+    return [*messages[:head], {"role": "system", "content": text}, *messages[head:]]
+
+
+async def spoken_fallback(state: AppState, chat: ChatRequest, events: AsyncIterator[Event],
+                          record: dict[str, object]) -> AsyncIterator[Event]:
+    """Speak FALLBACK_TEXT when the upstream fails before answering, as `/chat/completions` does.
+
+    (The waiting chunk has already started the response, so `stream_reply` alone would
+    answer an error chunk instead.)
+    """
+    started = False
+    async with aclosing(events):  # type: ignore[type-var]
+        try:
+            async for event in events:
+                started = True
+                yield event
+        except UpstreamError as exc:
+            text = state.settings.openai_fallback_text
+            if started or not text:
+                raise
+            record["error_kind"] = exc.kind
+            record["error"] = exc.message
+            record["fallback"] = True
+            async for event in state.bridge.fallback(chat, text):
+                yield event

@@ -1,0 +1,138 @@
+"""Reading a knowledge folder and splitting its .md/.txt files into passages.
+
+A passage is a few paragraphs under one heading: paragraphs (blank-line separated) are
+merged while they fit in TARGET_CHARS; a paragraph longer than MAX_CHARS is cut at sentence
+ends, and a sentence longer than that at MAX_CHARS. Each passage remembers its file and its
+heading trail ("Returns > Refund policy"), which is searched along with the text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+EXTENSIONS = (".md", ".markdown", ".txt")
+TARGET_CHARS = 600
+MAX_CHARS = 1000
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？；;])\s*")
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """One searchable piece of the knowledge base."""
+
+    source: str  # the file, relative to the knowledge folder
+    title: str  # the heading trail, "" when none
+    text: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.source} > {self.title}" if self.title else self.source
+
+
+def source_files(folder: Path) -> list[Path]:
+    """The .md/.txt files under `folder`, sorted, skipping hidden files and folders."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(root, f) for f in files if not f.startswith(".") and f.lower().endswith(EXTENSIONS)]
+    return sorted(found)
+
+
+def fingerprint(folder: Path, version: str) -> str:
+    """A digest of every source file's name, size and modification time: changes when they do."""
+    digest = hashlib.sha256(version.encode())
+    for path in source_files(folder):
+        stat = path.stat()
+        digest.update(f"\0{path.relative_to(folder).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def read_passages(folder: Path) -> Iterator[Passage]:
+    """Every passage of every source file under `folder`."""
+    for path in source_files(folder):
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+        yield from split_passages(path.relative_to(folder).as_posix(), text)
+
+
+def split_passages(source: str, text: str) -> Iterator[Passage]:
+    """Split one document into passages (Markdown headings give them titles)."""
+    markdown = not source.lower().endswith(".txt")
+    trail: list[str] = []
+    title = ""
+    current: list[str] = []
+    size = 0
+    for block in _blocks(_strip_front_matter(text) if markdown else text, markdown):
+        if block[0] == "#":
+            if current:
+                yield Passage(source, title, "\n\n".join(current))
+                current, size = [], 0
+            level, heading = block[1:].split(" ", 1)
+            del trail[int(level) - 1 :]
+            trail += [""] * (int(level) - 1 - len(trail)) + [heading]
+            title = " > ".join(t for t in trail if t)
+            continue
+        for piece in _cut(block[1:]):
+            if current and size + len(piece) > TARGET_CHARS:
+                yield Passage(source, title, "\n\n".join(current))
+                current, size = [], 0
+            current.append(piece)
+            size += len(piece) + 2
+    if current:
+        yield Passage(source, title, "\n\n".join(current))
+
+
+def _blocks(text: str, markdown: bool) -> Iterator[str]:
+    """Paragraphs as "|text" and headings as "#<level> title", in document order."""
+    lines: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        heading = _HEADING.match(line) if markdown else None
+        if heading or not line:
+            if lines:
+                yield "|" + "\n".join(lines)
+                lines = []
+            if heading and heading.group(2):
+                yield f"#{len(heading.group(1))} {heading.group(2)}"
+            continue
+        lines.append(line)
+    if lines:
+        yield "|" + "\n".join(lines)
+
+
+def _cut(paragraph: str) -> Iterator[str]:
+    """A paragraph in pieces of at most MAX_CHARS, cut at sentence ends where possible."""
+    if len(paragraph) <= MAX_CHARS:
+        yield paragraph
+        return
+    piece = ""
+    for sentence in _SENTENCE_END.split(paragraph):
+        while len(sentence) > MAX_CHARS:
+            if piece:
+                yield piece
+                piece = ""
+            yield sentence[:MAX_CHARS]
+            sentence = sentence[MAX_CHARS:]
+        if piece and len(piece) + 1 + len(sentence) > MAX_CHARS:
+            yield piece
+            piece = ""
+        if piece and sentence:
+            piece += ("" if piece[-1] in "。！？；" else " ") + sentence
+        else:
+            piece = piece or sentence
+    if piece:
+        yield piece
+
+
+def _strip_front_matter(text: str) -> str:
+    if text.startswith("---\n"):
+        end = text.find("\n---", 4)
+        if end != -1:
+            return text[end + 4 :]
+    return text

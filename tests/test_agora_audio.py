@@ -1,0 +1,148 @@
+"""POST /audio/chat/completions: framing of the transcript and the PCM, from a file or generated."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from aiohttp import web
+
+from bridge.audio_source import FRAME_BYTES, SAMPLE_RATE, speech_seconds, synthesize
+from tests.conftest import FakeUpstream, sse, text_chunks
+
+TOKEN = "bridge-token-abcdef"
+USER = [{"role": "user", "content": "Say something."}]
+
+
+def env_for(fake: FakeUpstream, **extra: str) -> dict[str, str]:
+    return {"OPENAI_BASE_URL": fake.url + "/v1", "OPENAI_API_KEY": "sk-upstream-0123456789",
+            "BRIDGE_TOKENS": TOKEN, **extra}
+
+
+async def audio_chunks(client: Any) -> list[Any]:
+    async with openai.AsyncOpenAI(base_url=str(client.make_url("/audio")), api_key=TOKEN, max_retries=0) as oai:
+        stream = await oai.chat.completions.create(model="m", messages=USER, stream=True)
+        return [chunk async for chunk in stream]
+
+
+def check_framing(chunks: list[Any]) -> tuple[str, bytes]:
+    """Assert Agora's audio framing; return the transcript and the PCM it carried."""
+    audio = [c.choices[0].delta.audio for c in chunks]
+    assert all(a is not None for a in audio)
+    assert len({a.id for a in audio}) == 1 and audio[0].id
+    assert audio[0].transcript is not None and audio[0].data is None
+    assert all(a.transcript is None and a.data for a in audio[1:])
+    frames = [base64.b64decode(a.data) for a in audio[1:]]
+    assert all(len(f) == FRAME_BYTES for f in frames[:-1])
+    assert frames == [] or 0 < len(frames[-1]) <= FRAME_BYTES
+    assert all(c.choices[0].finish_reason is None for c in chunks)
+    return audio[0].transcript, b"".join(frames)
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> tuple[Path, Path, bytes]:
+    pcm = os.urandom(FRAME_BYTES * 3 + 100)
+    (tmp_path / "answer.txt").write_text("Hello from a file.\n", encoding="utf-8")
+    (tmp_path / "answer.pcm").write_bytes(pcm)
+    return tmp_path / "answer.txt", tmp_path / "answer.pcm", pcm
+
+
+async def test_configured_clip_is_streamed_in_40ms_frames(bridge, fake_upstream, clip):
+    transcript_file, pcm_file, pcm = clip
+    client = await bridge(env_for(fake_upstream, AUDIO_TRANSCRIPT_FILE=str(transcript_file),
+                                  AUDIO_PCM_FILE=str(pcm_file)))
+    chunks = await audio_chunks(client)
+    transcript, received = check_framing(chunks)
+    assert transcript == "Hello from a file."
+    assert received == pcm
+    assert len(chunks) == 1 + 4
+    assert len(base64.b64decode(chunks[-1].choices[0].delta.audio.data)) == 100
+    assert fake_upstream.requests == []  # the clip is the answer, as in Agora's sample
+
+
+async def test_upstream_answer_is_the_transcript_with_generated_pcm(bridge, fake_upstream):
+    fake_upstream.reply = ["The parcel ", "arrives on ", "Monday."]
+    client = await bridge(env_for(fake_upstream))
+    transcript, received = check_framing(await audio_chunks(client))
+    assert transcript == "The parcel arrives on Monday."
+    assert received == synthesize(transcript)
+    assert len(received) == round(5 * 0.4 * SAMPLE_RATE) * 2  # five words, 0.4 s each
+    assert fake_upstream.last.path == "/v1/chat/completions"
+
+
+async def test_stream_ends_with_done_and_metadata_passes_through_first(bridge, fake_upstream):
+    metadata = {"object": "chat.completion.custom_metadata", "choices": [], "metadata": {"interruptable": False}}
+
+    async def with_metadata(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(sse([metadata, *text_chunks(["Hi."])]))
+        return response
+
+    fake_upstream.handler = with_metadata
+    client = await bridge(env_for(fake_upstream))
+    response = await client.post("/audio/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
+                                 json={"messages": USER, "stream": True})
+    body = await response.read()
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    events = body.split(b"\n\n")
+    assert events[0] == b'data: {"object":"chat.completion.custom_metadata","choices":[],' \
+                        b'"metadata":{"interruptable":false}}'
+    assert b'"transcript":"Hi."' in events[1]
+    assert body.endswith(b"data: [DONE]\n\n")
+    assert body.count(b"[DONE]") == 1
+
+
+def test_generated_length_follows_the_text():
+    assert speech_seconds("") == 0 and synthesize("") == b""
+    assert speech_seconds("你好，欢迎光临。") == pytest.approx(6 * 0.22)
+    assert speech_seconds("Hi") == 0.5  # never shorter than half a second
+    assert len(synthesize("one two three four")) == round(1.6 * SAMPLE_RATE) * 2
+    samples = memoryview(synthesize("one two three four")).cast("h")
+    assert samples[0] == 0 and max(samples) <= 1000 and min(samples) >= -1000 and max(samples) > 900
+
+
+@pytest.mark.parametrize("body", [
+    {"messages": USER, "stream": False},
+    {"messages": USER},
+])
+async def test_not_streaming_is_a_400(bridge, fake_upstream, body):
+    client = await bridge(env_for(fake_upstream))
+    response = await client.post("/audio/chat/completions", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert error["param"] == "stream" and '"stream": true' in error["message"]
+    assert error["type"] == "invalid_request_error"
+    assert fake_upstream.requests == []
+
+
+async def test_sdk_sees_stream_false_as_a_bad_request(bridge, fake_upstream):
+    client = await bridge(env_for(fake_upstream))
+    async with openai.AsyncOpenAI(base_url=str(client.make_url("/audio")), api_key=TOKEN, max_retries=0) as oai:
+        with pytest.raises(openai.BadRequestError, match="only streams audio"):
+            await oai.chat.completions.create(model="m", messages=USER, stream=False)
+
+
+async def test_bad_json_is_a_400(bridge, fake_upstream):
+    client = await bridge(env_for(fake_upstream))
+    response = await client.post("/audio/chat/completions", data=b"{nope",
+                                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    assert response.status == 400
+    assert "not valid JSON" in (await response.json())["error"]["message"]
+
+
+async def test_upstream_failure_is_an_openai_error(bridge, fake_upstream):
+    async def refused(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"message": "bad key"}}, status=401)
+
+    fake_upstream.handler = refused
+    client = await bridge(env_for(fake_upstream))
+    async with openai.AsyncOpenAI(base_url=str(client.make_url("/audio")), api_key=TOKEN, max_retries=0) as oai:
+        with pytest.raises(openai.APIStatusError) as caught:
+            await oai.chat.completions.create(model="m", messages=USER, stream=True)
+    assert caught.value.status_code == 502
