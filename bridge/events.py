@@ -71,7 +71,8 @@ class UpstreamError(Exception):
     """The upstream failed. `kind` is a stable name used in logs, metrics and error bodies.
 
     Kinds: upstream_auth, upstream_bad_request, upstream_rate_limited, upstream_http,
-    upstream_connect, upstream_timeout, upstream_protocol, upstream_error.
+    upstream_connect, upstream_timeout, upstream_protocol, upstream_error, upstream_config
+    (a spec cannot build its request: a placeholder without a value, a failed converter).
     The message never contains a secret: drivers pass provider texts through `redact` first.
     """
 

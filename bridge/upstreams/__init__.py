@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from bridge.config import ConfigError, FallbackUpstream, Settings
+from bridge.config import FallbackUpstream, Settings
 from bridge.upstreams.base import Upstream
 from bridge.upstreams.echo import EchoUpstream
 
@@ -34,7 +34,9 @@ def build_upstream(
             connect_timeout=settings.connect_timeout,
             total_timeout=settings.total_timeout,
         )
-    raise ConfigError(f"{setting}: unknown upstream {name!r}; available: {', '.join(BUILTIN)}")
+    from bridge.specs import build_spec_upstream
+
+    return build_spec_upstream(name, settings, base_url=base_url, api_key=api_key, model=model, setting=setting)
 
 
 def build_upstreams(settings: Settings) -> list[Upstream]:

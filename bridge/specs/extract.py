@@ -1,0 +1,186 @@
+"""Reads provider payloads through a spec's `resp` mapping and turns them into canonical events.
+
+One `AnswerReader` lives for one answer: it applies `chunk_filter`, reads the outputs
+(content, tool_calls, usage.*, finish_reason, error, ...), diffs cumulative text into
+increments, remembers the finish reason and the latest usage counts, and raises
+`UpstreamError("upstream_error")` when a payload carries an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bridge import jsonutil
+from bridge.events import Event, Finish, TextDelta, ToolCallDelta, UpstreamError, Usage
+from bridge.specs.conditions import all_match
+from bridge.specs.converters import ConvertError, apply_safely
+from bridge.specs.model import FilterRule, RespField
+from bridge.specs.paths import get_path
+from bridge.specs.templates import Context, to_text
+
+Scrub = Callable[[str], str]
+_USAGE = ("usage.prompt_tokens", "usage.completion_tokens", "usage.total_tokens")
+
+
+def read_outputs(resp: list[RespField], payload: Any, event: str | None, ctx: Context,
+                 skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Every output the payload has (missing paths are simply absent); first non-null wins."""
+    values: dict[str, Any] = {}
+    for field in resp:
+        name = field.name
+        if name in values or name in skip:
+            continue
+        if field.when and not all_match(field.when, payload, event):
+            continue
+        value = get_path(payload, field.path)
+        if value is not None and field.converter is not None:
+            try:
+                value = apply_safely(field.converter, value, ctx)
+            except ConvertError as exc:
+                raise UpstreamError("upstream_protocol", f"upstream payload: {field.where}: {exc}") from None
+        if value is not None:
+            values[name] = value
+    return values
+
+
+def raise_for_error(values: dict[str, Any], scrub: Scrub, during: str = "") -> None:
+    """An `error` or `error_code` output means the provider reported a failure."""
+    if "error" not in values and "error_code" not in values:
+        return
+    error = values.get("error")
+    if isinstance(error, dict):
+        error = error.get("message") or error.get("msg") or jsonutil.dumps_str(error)
+    parts = [str(values["error_code"])] if "error_code" in values else []
+    if error not in (None, ""):
+        parts.append(to_text(error))
+    detail = scrub(": ".join(parts))[:300]
+    raise UpstreamError("upstream_error", f"upstream reported an error{during}: {detail}")
+
+
+class AnswerReader:
+    """Turns one answer's payloads into events."""
+
+    def __init__(self, resp: list[RespField], ctx: Context, scrub: Scrub, *, filters: list[FilterRule] | None = None,
+                 cumulative: bool = False, prompt_estimate: Callable[[], int] | None = None) -> None:
+        self.resp = resp
+        self.ctx = ctx
+        self.scrub = scrub
+        self.filters = filters or []
+        self.cumulative = cumulative
+        self.prompt_estimate = prompt_estimate
+        self.text = ""  # the answer so far, in cumulative mode
+        self.started = False
+        self.finish: str | None = None
+        self.counts: dict[str, int] = {}
+
+    def feed(self, payload: Any, event: str | None = None) -> list[Event]:
+        """Events for one payload ([] when it is filtered out or carries nothing)."""
+        skip: set[str] = set()
+        for rule in self.filters:
+            if all_match(rule.conditions, payload, event):
+                if rule.fields is None:
+                    return []
+                skip |= rule.fields
+        values = read_outputs(self.resp, payload, event, self.ctx, frozenset(skip))
+        raise_for_error(values, self.scrub, " mid-stream" if self.started else "")
+        return self.events(values)
+
+    def events(self, values: dict[str, Any]) -> list[Event]:
+        out: list[Event] = []
+        content = values.get("content")
+        if content is not None:
+            text = content_string(content)
+            if self.cumulative:
+                text = self._increment(text)
+            if text:
+                self.started = True
+                out.append(TextDelta(text))
+        calls = values.get("tool_calls")
+        if calls is not None:
+            out.extend(tool_call_deltas(calls))
+        for name in _USAGE:
+            if name in values:
+                count = _count(values[name])
+                if count is not None:
+                    self.counts[name] = count
+        reason = values.get("finish_reason")
+        if reason is not None and reason != "":
+            self.finish = to_text(reason)
+        return out
+
+    def tail(self) -> list[Event]:
+        """Finish (when the provider gave a reason) and Usage (when it gave counts), at the end."""
+        out: list[Event] = [Finish(self.finish)] if self.finish else []
+        usage = self.usage()
+        if usage is not None:
+            out.append(usage)
+        return out
+
+    def usage(self) -> Usage | None:
+        prompt = self.counts.get("usage.prompt_tokens")
+        completion = self.counts.get("usage.completion_tokens")
+        total = self.counts.get("usage.total_tokens")
+        if prompt is None and completion is None and total is None:
+            return None
+        if total is not None:
+            if prompt is None and completion is not None:
+                prompt = max(total - completion, 0)
+            elif completion is None and prompt is not None:
+                completion = max(total - prompt, 0)
+            elif prompt is None and completion is None:
+                # Only a total (MiniMax): split it with our prompt estimate.
+                prompt = min(self.prompt_estimate() if self.prompt_estimate else 0, total)
+                return Usage(prompt, total - prompt, estimated=True)
+        return Usage(prompt or 0, completion or 0)
+
+    def _increment(self, full: str) -> str:
+        previous = self.text
+        self.text = full
+        if full.startswith(previous):
+            return full[len(previous):]
+        common = 0
+        for a, b in zip(previous, full):  # the provider revised earlier text: send what is new
+            if a != b:
+                break
+            common += 1
+        return full[common:]
+
+
+def content_string(content: Any) -> str:
+    """Text of a content output: a string, or the text of a list of strings / parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p if isinstance(p, str) else to_text(p.get("text") or p.get("body") or "")
+                       for p in content if isinstance(p, (str, dict)))
+    return to_text(content)
+
+
+def tool_call_deltas(calls: Any) -> list[ToolCallDelta]:
+    """OpenAI-shaped tool calls (a list, or one object) as deltas."""
+    items = calls if isinstance(calls, list) else [calls]
+    out = []
+    for i, call in enumerate(items):
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") if isinstance(call.get("function"), dict) else call
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            arguments = jsonutil.dumps_str(arguments)
+        index = call.get("index")
+        out.append(ToolCallDelta(index=index if isinstance(index, int) else i, id=call.get("id"),
+                                 name=function.get("name"), arguments=arguments or ""))
+    return out
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None

@@ -1,0 +1,123 @@
+"""Finding, reading and validating spec files at start-up.
+
+`UPSTREAM=minimax` names specs/minimax.json; `UPSTREAM=/etc/bridge/acme.json` is a path.
+Either may end in `:call` to pick a call other than `chat` (`UPSTREAM=dashscope:cumulative`).
+A bad file stops start-up with a ConfigError naming the file, the field's JSON path and the
+problem.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from bridge.config import ConfigError
+from bridge.specs.errors import SpecError
+from bridge.specs.model import Spec, compile_spec
+from bridge.specs.paths import show_path
+
+SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
+SCHEMA_FILE = SPECS_DIR / "schema.json"
+DEFAULT_CALL = "chat"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_CALL = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def available_specs(directory: Path = SPECS_DIR) -> list[str]:
+    """Names of the spec files shipped in `directory`."""
+    return sorted(p.stem for p in directory.glob("*.json") if p.name != SCHEMA_FILE.name)
+
+
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """`name:call` -> (name, call); a bare name -> (name, None)."""
+    head, sep, tail = ref.rpartition(":")
+    if sep and head and _CALL.match(tail):
+        return head, tail
+    return ref, None
+
+
+def is_path(ref: str) -> bool:
+    return ref.endswith(".json") or "/" in ref or "\\" in ref
+
+
+def resolve(ref: str, setting: str, directory: Path = SPECS_DIR) -> tuple[Path, str | None]:
+    """The spec file and call an UPSTREAM value names; ConfigError when there is none."""
+    name, call = split_ref(ref)
+    if is_path(name):
+        file = Path(name)
+        if not file.is_file():
+            raise ConfigError(f"{setting}: spec file {name} does not exist")
+        return file, call
+    file = directory / f"{name}.json"
+    if not _NAME.match(name) or not file.is_file():
+        known = ", ".join(dict.fromkeys(["echo", "openai", *available_specs(directory)]))
+        raise ConfigError(f"{setting}: unknown upstream {name!r}; available: {known} "
+                          f"(or a path to a spec .json file)")
+    return file, call
+
+
+def load_spec(file: Path, setting: str, *, expect_name: str | None = None) -> Spec:
+    """Read, validate and compile one spec file."""
+    prefix = f"{setting}: spec file {file}"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{prefix}: cannot be read ({type(exc).__name__}: {exc})") from None
+    try:
+        doc = json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{prefix}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{prefix}: key {exc.args[0]!r} appears twice in one object") from None
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(doc))
+    if error is not None:
+        raise ConfigError(f"{prefix}: {show_path(error.absolute_path)}: {_shorten(error.message)}")
+    if expect_name is not None and doc["name"] != expect_name:
+        raise ConfigError(f"{prefix}: name: {doc['name']!r} does not match the file name {expect_name!r}")
+    try:
+        return compile_spec(doc, str(file))
+    except SpecError as exc:
+        raise ConfigError(f"{prefix}: {show_path(exc.where)}: {exc.message}") from None
+
+
+def pick_call(spec: Spec, call: str | None, setting: str) -> str:
+    """The call to use: the one named, else `chat`, else the only one."""
+    if call is None:
+        if DEFAULT_CALL in spec.calls:
+            return DEFAULT_CALL
+        if len(spec.calls) == 1:
+            return next(iter(spec.calls))
+        raise ConfigError(f"{setting}: spec {spec.name} has no 'chat' call; name one of "
+                          f"{', '.join(spec.calls)} as {spec.name}:<call>")
+    if call not in spec.calls:
+        raise ConfigError(f"{setting}: spec {spec.name} has no call {call!r}; calls: {', '.join(spec.calls)}")
+    return call
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _shorten(message: str, limit: int = 240) -> str:
+    return message if len(message) <= limit else message[:limit] + "..."

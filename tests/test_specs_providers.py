@@ -1,0 +1,268 @@
+"""Every shipped spec against a fake provider speaking its real wire format, through both endpoints.
+
+For each spec: the exact request the provider received (path, query, headers, body), the text
+and usage that came back, and a provider error turned into each endpoint's documented error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs
+
+import openai
+import pytest
+
+from bridge.config import DEFAULT_FALLBACK_TEXT
+from tests import spec_fakes as fakes
+from tests.conftest import FakeUpstream, Recorded, text_chunks
+
+SYSTEM, QUESTION = "Be brief.", "Hello?"
+MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
+PIECES = ["你好", ", ", "world", "!"]
+TEXT = "".join(PIECES)
+KEY = "sk-spec-test-0123456789"
+MODEL = "model-x"
+OPENAI_PARAMS = {"temperature": 0.5, "max_tokens": 50}
+
+
+def _sdk_extras(route: str, **extra: Any) -> dict[str, Any]:
+    """Body fields that only the OpenAI route sends (it passes temperature and max_tokens)."""
+    return extra if route == "openai" else {}
+
+
+def check_openai(req: Recorded, route: str) -> None:
+    assert (req.method, req.path, req.query) == ("POST", "/v1/chat/completions", {})
+    assert req.headers["Authorization"] == f"Bearer {KEY}"
+    assert req.headers["Content-Type"] == "application/json"
+    assert req.json() == {"model": MODEL, "messages": MESSAGES, "stream": True,
+                          "stream_options": {"include_usage": True}, **_sdk_extras(route, **OPENAI_PARAMS)}
+
+
+def check_minimax(req: Recorded, route: str) -> None:
+    assert (req.method, req.path, req.query) == ("POST", "/v1/text/chatcompletion_pro", {"GroupId": "grp-1"})
+    assert req.headers["Authorization"] == f"Bearer {KEY}"
+    assert req.json() == {
+        "model": MODEL, "stream": True, "tokens_to_generate": 50 if route == "openai" else 1024,
+        **_sdk_extras(route, temperature=0.5),
+        "bot_setting": [{"bot_name": "Assistant", "content": SYSTEM}],
+        "reply_constraints": {"sender_type": "BOT", "sender_name": "Assistant"},
+        "messages": [{"sender_type": "USER", "sender_name": "User", "text": QUESTION}],
+    }
+
+
+def lingyi_signature_ok(req: Recorded, ak: str, sk: str) -> bool:
+    """The X-IHU-Authorization-V2 algorithm from protocols.md, written out independently."""
+    value = req.headers["X-IHU-Authorization-V2"]
+    prefix, _, signature = value.rpartition("/")
+    scheme, got_ak, stamp, expires = prefix.split("/")
+    assert (scheme, got_ak, expires) == ("ihcloud", ak, "300")
+    signed_at = datetime.strptime(stamp, "%d %b %Y %H:%M:%S GMT").replace(tzinfo=timezone.utc)
+    assert abs(signed_at.timestamp() - time.time()) < 120
+    signing_key = hmac.new(sk.encode(), prefix.encode(), hashlib.sha256).hexdigest()
+    canonical = f"POST\n{req.path}\ncontent-md5:{hashlib.md5(req.body).hexdigest()}"
+    return hmac.compare_digest(signature, hmac.new(signing_key.encode(), canonical.encode(), hashlib.sha256).hexdigest())
+
+
+def check_lingyi(req: Recorded, route: str) -> None:
+    assert (req.method, req.path, req.query) == ("POST", "/api/01bot/sse-gateway/stream", {})
+    assert "Authorization" not in req.headers
+    assert lingyi_signature_ok(req, "ak-lingyi", "sk-lingyi-secret")
+    body = req.json()
+    created = body["messages"][0].pop("created")
+    assert isinstance(created, int) and abs(created - time.time()) < 120
+    assert body == {"model": MODEL, "stream": True, "messages": [
+        {"role": "user", "version": "api-v2", "content": [{"type": "text", "body": QUESTION}]}]}
+
+
+def check_dashscope(req: Recorded, route: str, incremental: bool = True) -> None:
+    assert (req.method, req.path, req.query) == ("POST", "/api/v1/services/aigc/text-generation/generation", {})
+    assert req.headers["Authorization"] == f"Bearer {KEY}"
+    assert req.headers["X-DashScope-SSE"] == "enable"
+    assert req.json() == {"model": MODEL, "input": {"messages": MESSAGES}, "parameters": {
+        "result_format": "message", "incremental_output": incremental, **_sdk_extras(route, **OPENAI_PARAMS)}}
+
+
+def check_ollama(req: Recorded, route: str) -> None:
+    assert (req.method, req.path, req.query) == ("POST", "/api/chat", {})
+    assert "Authorization" not in req.headers
+    options = {"options": {"temperature": 0.5, "num_predict": 50}} if route == "openai" else {}
+    assert req.json() == {"model": MODEL, "messages": MESSAGES, "stream": True, **options}
+
+
+def check_anthropic(req: Recorded, route: str) -> None:
+    assert (req.method, req.path, req.query) == ("POST", "/v1/messages", {})
+    assert req.headers["x-api-key"] == KEY
+    assert req.headers["anthropic-version"] == "2023-06-01"
+    assert "Authorization" not in req.headers
+    assert req.json() == {"model": MODEL, "max_tokens": 50 if route == "openai" else 1024, "system": SYSTEM,
+                          "messages": [{"role": "user", "content": QUESTION}], "stream": True,
+                          **_sdk_extras(route, temperature=0.5)}
+
+
+def check_alibaba_form(req: Recorded, route: str) -> None:
+    assert (req.method, req.path, req.query) == ("POST", "/ims/model", {})
+    assert req.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    form = {k: v[0] for k, v in parse_qs(req.body.decode(), keep_blank_values=True, strict_parsing=True).items()}
+    assert set(form) == {"Message", "Token", "ExtendData"}
+    assert json.loads(form["Message"]) == MESSAGES
+    assert form["Token"] == KEY
+    assert json.loads(form["ExtendData"]) == {"InstanceId": "inst-1", "UserData": ""}
+
+
+def check_async(req: Recorded, route: str) -> None:
+    assert (req.method, req.path, req.query) == ("GET", "/api/v1/tasks/task-42", {})
+    assert req.headers["Authorization"] == f"Bearer {KEY}"
+    assert req.body == b""
+
+
+def check_async_submit(req: Recorded, route: str) -> None:
+    assert (req.method, req.path) == ("POST", "/api/v1/services/aigc/text-generation/generation")
+    assert req.headers["X-DashScope-Async"] == "enable"
+    assert req.headers["Authorization"] == f"Bearer {KEY}"
+    max_tokens = {"max_tokens": 50} if route == "openai" else {}
+    assert req.json() == {"model": MODEL, "input": {"messages": MESSAGES},
+                          "parameters": {"result_format": "message", **max_tokens}}
+
+
+@dataclass
+class Case:
+    """One shipped spec: how to configure it, its answer, its error, and what to check."""
+
+    upstream: str
+    ok: Callable[[], fakes.Handler]
+    check: Callable[[Recorded, str], None]
+    usage: tuple[int, int] | None  # (prompt, completion) the provider reports; None: a total only
+    error: Callable[[], fakes.Handler]
+    error_status: int
+    error_kind: str
+    env: dict[str, str] = field(default_factory=lambda: {"UPSTREAM_API_KEY": KEY})
+    base_path: str = ""
+    text: str = TEXT
+    first_request: Callable[[Recorded, str], None] | None = None
+
+
+CASES = {
+    "openai": Case("specs/openai.json", lambda: fakes.raw_stream([fakes_sse(text_chunks(PIECES, usage={
+        "prompt_tokens": 21, "completion_tokens": 4, "total_tokens": 25}))]), check_openai, (21, 4),
+        lambda: fakes.openai_error(400, "max_tokens is too large"), 400, "upstream_bad_request"),
+    "minimax": Case("minimax", lambda: fakes.minimax_stream(PIECES, 40), check_minimax, None,
+                    lambda: fakes.minimax_error(1004, "authorized error, check your key"), 502, "upstream_error",
+                    env={"UPSTREAM_API_KEY": KEY, "MINIMAX_GROUP_ID": "grp-1"}),
+    "lingyi": Case("lingyi", lambda: fakes.lingyi_stream(PIECES), check_lingyi, None,
+                   lambda: fakes.lingyi_error(110, "Access token invalid or no longer valid"), 502, "upstream_error",
+                   env={"LINGYI_AK": "ak-lingyi", "LINGYI_SK": "sk-lingyi-secret"}),
+    "dashscope": Case("dashscope", lambda: fakes.dashscope_stream(PIECES), check_dashscope, (9, 4),
+                      lambda: fakes.dashscope_error(429, "Throttling.RateQuota", "Requests rate limit exceeded"),
+                      429, "upstream_rate_limited"),
+    "dashscope-cumulative": Case(
+        "dashscope:cumulative", lambda: fakes.dashscope_stream(PIECES, cumulative=True),
+        lambda req, route: check_dashscope(req, route, incremental=False), (9, 4),
+        lambda: fakes.dashscope_error(401, "InvalidApiKey", "Invalid API-key provided."), 502, "upstream_auth"),
+    "ollama": Case("ollama", lambda: fakes.ollama_stream(PIECES, 26, 4), check_ollama, (26, 4),
+                   lambda: fakes.json_body({"error": "model 'model-x' not found"}, status=404), 502, "upstream_http",
+                   env={}),
+    "anthropic": Case("anthropic", lambda: fakes.anthropic_stream(PIECES, 17, 5), check_anthropic, (17, 5),
+                      lambda: fakes.anthropic_error_event("overloaded_error", "Overloaded"), 502, "upstream_error"),
+    "alibaba-form": Case("alibaba-form", lambda: fakes.json_body({"Text": TEXT}), check_alibaba_form, None,
+                         lambda: fakes.json_body({"error": "internal"}, status=422), 400, "upstream_bad_request",
+                         base_path="/ims/model"),
+    "async-task": Case("async-task", lambda: fakes.async_task(TEXT), check_async, (12, 3),
+                       lambda: fakes.async_task(TEXT, fail=("DataInspectionFailed", "Input data may contain "
+                                                                   "inappropriate content.")),
+                       502, "upstream_error", first_request=check_async_submit),
+}
+
+
+def fakes_sse(chunks: list[dict[str, Any]]) -> str:
+    return "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+
+
+def env_for(case: Case, fake: FakeUpstream, **extra: str) -> dict[str, str]:
+    return {"UPSTREAM": case.upstream, "UPSTREAM_BASE_URL": fake.url + case.base_path, "UPSTREAM_MODEL": MODEL,
+            **case.env, **extra}
+
+
+async def ask_form(client: Any) -> tuple[int, dict[str, Any]]:
+    resp = await client.post("/", data={"Message": json.dumps(MESSAGES), "Token": "",
+                                        "ExtendData": json.dumps({"InstanceId": "inst-1"})})
+    return resp.status, await resp.json()
+
+
+def sdk(client: Any) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="unused", max_retries=0)
+
+
+async def ask_openai(client: Any) -> tuple[str, Any]:
+    async with sdk(client) as api:
+        stream = await api.chat.completions.create(
+            model="ignored-by-upstream-model", messages=MESSAGES, stream=True,  # type: ignore[arg-type]
+            stream_options={"include_usage": True}, extra_body={"extendData": {"instanceId": "inst-1"}},
+            **OPENAI_PARAMS)
+        text, usage = "", None
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                text += chunk.choices[0].delta.content
+            if chunk.usage is not None:
+                usage = chunk.usage
+    return text, usage
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_form_endpoint(name: str, bridge, fake_upstream: FakeUpstream) -> None:
+    case = CASES[name]
+    fake_upstream.handler = case.ok()
+    client = await bridge(env_for(case, fake_upstream))
+    assert await ask_form(client) == (200, {"Text": case.text})
+    case.check(fake_upstream.last, "form")
+    if case.first_request:
+        case.first_request(fake_upstream.requests[0], "form")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_openai_endpoint_streams(name: str, bridge, fake_upstream: FakeUpstream) -> None:
+    case = CASES[name]
+    fake_upstream.handler = case.ok()
+    client = await bridge(env_for(case, fake_upstream))
+    text, usage = await ask_openai(client)
+    assert text == case.text
+    case.check(fake_upstream.last, "openai")
+    if case.first_request:
+        case.first_request(fake_upstream.requests[0], "openai")
+    if case.usage is not None:
+        assert (usage.prompt_tokens, usage.completion_tokens) == case.usage
+    elif name == "minimax":
+        assert usage.total_tokens == 40  # MiniMax reports a total only; the split is estimated
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_provider_error_on_form_endpoint(name: str, bridge, fake_upstream: FakeUpstream) -> None:
+    case = CASES[name]
+    fake_upstream.handler = case.error()
+    client = await bridge(env_for(case, fake_upstream))
+    assert await ask_form(client) == (200, {"Text": DEFAULT_FALLBACK_TEXT})
+
+    silent = await bridge(env_for(case, fake_upstream, FALLBACK_TEXT=""))
+    status, body = await ask_form(silent)
+    assert (status, body["kind"]) == (502, case.error_kind)
+    assert body["error"] and KEY not in body["error"]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_provider_error_on_openai_endpoint(name: str, bridge, fake_upstream: FakeUpstream) -> None:
+    case = CASES[name]
+    fake_upstream.handler = case.error()
+    client = await bridge(env_for(case, fake_upstream))
+    with pytest.raises(openai.APIStatusError) as caught:
+        await ask_openai(client)
+    assert caught.value.status_code == case.error_status
+    error = caught.value.body
+    assert isinstance(error, dict) and set(error) == {"message", "type", "param", "code"}
+    assert error["code"] == case.error_kind
+    assert KEY not in error["message"]
