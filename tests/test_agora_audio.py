@@ -74,6 +74,18 @@ async def test_upstream_answer_is_the_transcript_with_generated_pcm(bridge, fake
     assert fake_upstream.last.path == "/v1/chat/completions"
 
 
+async def test_audio_request_fields_are_not_sent_upstream(bridge, fake_upstream):
+    client = await bridge(env_for(fake_upstream))
+    async with openai.AsyncOpenAI(base_url=str(client.make_url("/audio")), api_key=TOKEN, max_retries=0) as oai:
+        stream = await oai.chat.completions.create(
+            model="m", messages=USER, stream=True, temperature=0.2,
+            extra_body={"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "pcm16"}})
+        assert [c async for c in stream]
+    sent = fake_upstream.last.json()
+    assert "modalities" not in sent and "audio" not in sent
+    assert sent["temperature"] == 0.2
+
+
 async def test_stream_ends_with_done_and_metadata_passes_through_first(bridge, fake_upstream):
     metadata = {"object": "chat.completion.custom_metadata", "choices": [], "metadata": {"interruptable": False}}
 

@@ -7,7 +7,8 @@ chunk with `delta.audio.data` (base64) and the same audio id, then `[DONE]`.
 With AUDIO_TRANSCRIPT_FILE and AUDIO_PCM_FILE set, that clip is the reply (the upstream is
 not called, as in Agora's sample). Otherwise the upstream's whole text answer is the
 transcript and the PCM is a placeholder of matching length (see `bridge.audio_source`). A
-`custom_metadata` chunk from the upstream is passed through first, untouched.
+`custom_metadata` chunk from the upstream is passed through first, untouched. The audio
+request fields `modalities` and `audio` are not sent upstream: the upstream is asked for text.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bridge.render.openai_chunks import DONE, ChunkEncoder, new_completion_id
 from bridge.state import STATE, log_record
 
 AUDIO_CLIP = web.AppKey("audio_clip", AudioClip)
+AUDIO_REQUEST_FIELDS = ("modalities", "audio")
 FRAMES_PER_WRITE = 25  # one second of audio per socket write
 
 
@@ -62,6 +64,8 @@ async def handle_audio(request: web.Request) -> web.StreamResponse:
         record["audio_source"] = "file"
         transcript, pcm = clip.transcript, clip.pcm
     else:
+        for name in AUDIO_REQUEST_FIELDS:
+            chat.params.pop(name, None)
         state.bridge.prepare(chat)
         try:
             answer = await collect(state.bridge.stream(chat, record))

@@ -45,8 +45,11 @@ async def open_knowledge(app: web.Application) -> None:
     index = Path(settings.knowledge_index) if settings.knowledge_index else default_index_path(folder)
     result = await asyncio.to_thread(ensure_index, folder, index)
     app[KNOWLEDGE] = await asyncio.to_thread(KnowledgeBase, result.path)
-    get_logger().info("knowledge_ready", index=str(result.path), passages=result.passages,
-                      built=result.built, seconds=round(result.seconds, 3))
+    log = get_logger()
+    log.info("knowledge_ready", index=str(result.path), passages=result.passages, built=result.built,
+             seconds=round(result.seconds, 3))
+    if result.passages == 0:
+        log.warning("knowledge_empty", detail=f"no .md or .txt passages in KNOWLEDGE_DIR={folder}")
 
 
 async def handle_rag(request: web.Request) -> web.StreamResponse:
