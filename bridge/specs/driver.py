@@ -80,14 +80,18 @@ class SpecUpstream:
                     yield event
                 return
             async for chunk in response.content.iter_any():
-                events, done = self._frames(parser.feed(chunk), reader)
-                for event in events:
+                for event in self._frames(parser.feed(chunk), reader):
+                    if event is None:
+                        done = True
+                        break
                     yield event
                 if done:
                     break
             else:
-                events, done = self._frames(parser.close(), reader)
-                for event in events:
+                for event in self._frames(parser.close(), reader):
+                    if event is None:
+                        done = True
+                        break
                     yield event
         if not done and reader.finish is None and (call.done or call.done_event):
             raise UpstreamError("upstream_protocol", "upstream stream ended before the answer was complete")
@@ -139,24 +143,24 @@ class SpecUpstream:
                             cumulative=call is not None and call.delta_mode == "cumulative",
                             prompt_estimate=lambda: estimate_prompt_tokens(messages))
 
-    def _frames(self, frames: list[Frame], reader: AnswerReader) -> tuple[list[Event], bool]:
-        """Events of a batch of frames, and whether the stream's end marker was among them."""
+    def _frames(self, frames: list[Frame], reader: AnswerReader) -> Iterator[Event | None]:
+        """Events of a batch of frames, one by one; None marks the stream's end marker."""
         call = self.call
-        events: list[Event] = []
         for frame in frames:
             if call.done_event is not None and frame.event == call.done_event:
-                return events, True
+                yield None
+                return
             data = frame.data
             if call.done is not None and data.strip() == call.done:
-                return events, True
+                yield None
+                return
             if call.chunk_match is not None:
                 match = call.chunk_match.search(data)
                 if match is None:
                     continue
                 data = match.group(1) if call.chunk_match.groups else match.group(0)
             if data and not data.isspace():
-                events.extend(reader.feed(_json(data, "stream payload"), frame.event))
-        return events, False
+                yield from reader.feed(_json(data, "stream payload"), frame.event)
 
     def _render(self, http: HttpSpec, ctx: Context, where: str) -> Outgoing:
         return render_request(self.spec.name, http, ctx, self.base_url, self.spec.signer, f"calls.{self.call.name}.{where}")

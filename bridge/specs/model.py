@@ -128,7 +128,7 @@ def _call(name: str, raw: dict[str, Any], where: Where) -> CallSpec:
     local = ("task_id",)
     request = _http(raw.get("method", "POST"), raw["path"], raw.get("body", "json"), raw.get("headers", []),
                     raw.get("params", []), raw.get("data", []), where, ("path", "headers", "params", "data"), ())
-    resp = _resp(raw["resp"], [*where, "resp"])
+    resp = compile_resp(raw["resp"], [*where, "resp"])
     names = {r.name for r in resp}
     call = CallSpec(name=name, apitype=apitype, request=request, resp=resp)
     if apitype == "stream":
@@ -147,7 +147,7 @@ def _call(name: str, raw: dict[str, Any], where: Where) -> CallSpec:
     query = _http(raw.get("query_method", "GET"), raw["query_path"], raw.get("body", "json"),
                   raw.get("query_headers", []), raw.get("query_params", []), raw.get("query_data", []), where,
                   ("query_path", "query_headers", "query_params", "query_data"), local)
-    query_resp = _resp(raw["query_resp"], [*where, "query_resp"])
+    query_resp = compile_resp(raw["query_resp"], [*where, "query_resp"])
     qnames = {r.name for r in query_resp}
     _require(qnames & {"status"}, where, "query_resp", "needs a 'status' output")
     _require(qnames & {"content"}, where, "query_resp", "needs a 'content' output")
@@ -201,7 +201,7 @@ def _fields(raw: list[dict[str, Any]], where: Where, local: tuple[str, ...]) -> 
     return out
 
 
-def _resp(raw: list[dict[str, Any]], where: Where) -> list[RespField]:
+def compile_resp(raw: list[dict[str, Any]], where: Where) -> list[RespField]:
     out = []
     for i, item in enumerate(raw):
         at = [*where, i]
