@@ -25,7 +25,7 @@ from bridge import jsonutil
 from bridge.audio_source import AudioClip, frames, load_clip, synthesize
 from bridge.core import Overloaded
 from bridge.events import UpstreamError
-from bridge.inbound.openai_chat import SSE_HEADERS, ChatError, openai_error, parse_chat, upstream_error_reply
+from bridge.inbound.openai_chat import SSE_HEADERS, accept_chat, overloaded_reply, upstream_error_reply
 from bridge.render.collect import collect
 from bridge.render.openai_chunks import DONE, ChunkEncoder, new_completion_id
 from bridge.state import STATE, log_record
@@ -45,19 +45,11 @@ async def load_audio_clip(app: web.Application) -> None:
 
 async def handle_audio(request: web.Request) -> web.StreamResponse:
     """POST /audio/chat/completions."""
+    chat = await accept_chat(request, stream_only="This route only streams audio: set \"stream\": true.")
+    if isinstance(chat, web.Response):
+        return chat
     state = request.app[STATE]
     record = log_record(request)
-    if not state.tokens.check_bearer(request.headers.get("Authorization")):
-        record["error_kind"] = "auth"
-        return openai_error(401, "Invalid or missing bearer token.", "invalid_api_key")
-    try:
-        chat = parse_chat(await request.read(), state.settings.default_model, request.path)
-        if not chat.stream:
-            raise ChatError("This route only streams audio: set \"stream\": true.", "stream")
-    except ChatError as exc:
-        record["error_kind"] = "bad_request"
-        return openai_error(400, str(exc), "invalid_request", exc.param)
-    record.update(chat.meta)
     clip = request.app.get(AUDIO_CLIP)
     metadata: list[dict[str, Any]] = []
     if clip is not None:
@@ -70,9 +62,7 @@ async def handle_audio(request: web.Request) -> web.StreamResponse:
         try:
             answer = await collect(state.bridge.stream(chat, record))
         except Overloaded as exc:
-            record["error_kind"] = "overloaded"
-            return openai_error(503, "Too many requests in flight; retry shortly.", "overloaded",
-                                headers={"Retry-After": str(exc.retry_after)})
+            return overloaded_reply(record, exc)
         except UpstreamError as exc:
             record["error_kind"] = exc.kind
             record["error"] = exc.message

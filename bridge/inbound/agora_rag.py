@@ -21,7 +21,7 @@ from aiohttp import web
 
 from bridge import jsonutil
 from bridge.events import Event, UpstreamError
-from bridge.inbound.openai_chat import SSE_HEADERS, ChatError, openai_error, parse_chat, stream_reply
+from bridge.inbound.openai_chat import SSE_HEADERS, accept_chat, stream_reply
 from bridge.knowledge import Hit, KnowledgeBase, KnowledgeError, default_index_path, ensure_index
 from bridge.knowledge.text import has_cjk
 from bridge.logs import get_logger
@@ -54,20 +54,13 @@ async def open_knowledge(app: web.Application) -> None:
 
 async def handle_rag(request: web.Request) -> web.StreamResponse:
     """POST /rag/chat/completions."""
+    chat = await accept_chat(
+        request, stream_only="This route streams (a waiting phrase, then the answer): set \"stream\": true."
+    )
+    if isinstance(chat, web.Response):
+        return chat
     state = request.app[STATE]
     record = log_record(request)
-    if not state.tokens.check_bearer(request.headers.get("Authorization")):
-        record["error_kind"] = "auth"
-        return openai_error(401, "Invalid or missing bearer token.", "invalid_api_key")
-    try:
-        chat = parse_chat(await request.read(), state.settings.default_model, request.path)
-        if not chat.stream:
-            raise ChatError("This route streams (a waiting phrase, then the answer): set \"stream\": true.",
-                            "stream")
-    except ChatError as exc:
-        record["error_kind"] = "bad_request"
-        return openai_error(400, str(exc), "invalid_request", exc.param)
-    record.update(chat.meta)
     state.bridge.prepare(chat)
     question = chat.last_user_text()
     response = web.StreamResponse(headers=SSE_HEADERS)

@@ -50,8 +50,12 @@ def openai_error(status: int, message: str, code: str | None, param: str | None 
                         content_type="application/json", charset="utf-8", headers=headers)
 
 
-async def handle_chat(request: web.Request) -> web.StreamResponse:
-    """POST /v1/chat/completions and /chat/completions."""
+async def accept_chat(request: web.Request, *, stream_only: str | None = None) -> ChatRequest | web.Response:
+    """Authenticate and parse an OpenAI chat request; a Response means it was refused.
+
+    `stream_only`, when given, is the 400 message for a request that does not stream.
+    The returned request's platform fields are in the log record, not in the request.
+    """
     state = request.app[STATE]
     record = log_record(request)
     if not state.tokens.check_bearer(request.headers.get("Authorization")):
@@ -59,10 +63,22 @@ async def handle_chat(request: web.Request) -> web.StreamResponse:
         return openai_error(401, "Invalid or missing bearer token.", "invalid_api_key")
     try:
         chat = parse_chat(await request.read(), state.settings.default_model, request.path)
+        if stream_only and not chat.stream:
+            raise ChatError(stream_only, "stream")
     except ChatError as exc:
         record["error_kind"] = "bad_request"
         return openai_error(400, str(exc), "invalid_request", exc.param)
     record.update(chat.meta)
+    return chat
+
+
+async def handle_chat(request: web.Request) -> web.StreamResponse:
+    """POST /v1/chat/completions and /chat/completions."""
+    chat = await accept_chat(request)
+    if isinstance(chat, web.Response):
+        return chat
+    state = request.app[STATE]
+    record = log_record(request)
     state.bridge.prepare(chat)
     events = state.bridge.stream(chat, record)
     if chat.stream:
@@ -70,7 +86,7 @@ async def handle_chat(request: web.Request) -> web.StreamResponse:
     try:
         answer = await collect(events)
     except Overloaded as exc:
-        return _overloaded(record, exc)
+        return overloaded_reply(record, exc)
     except UpstreamError as exc:
         record["error_kind"] = exc.kind
         record["error"] = exc.message
@@ -113,7 +129,7 @@ async def stream_reply(
                         await response.write(encoder.raw(event.payload))  # type: ignore[union-attr]
             except Overloaded as exc:
                 if response is None:
-                    return _overloaded(record, exc)
+                    return overloaded_reply(record, exc)
                 record["error_kind"] = "overloaded"
                 await response.write(encoder.error(503, "Too many requests in flight; retry shortly.", "overloaded")
                                      + DONE)
@@ -144,7 +160,7 @@ def upstream_error_reply(exc: UpstreamError) -> web.Response:
     return openai_error(exc.http_status, exc.message, exc.kind, headers=headers)
 
 
-def _overloaded(record: dict[str, Any], exc: Overloaded) -> web.Response:
+def overloaded_reply(record: dict[str, Any], exc: Overloaded) -> web.Response:
     record["error_kind"] = "overloaded"
     return openai_error(503, "Too many requests in flight; retry shortly.", "overloaded",
                         headers={"Retry-After": str(exc.retry_after)})
