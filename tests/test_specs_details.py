@@ -227,3 +227,12 @@ async def test_api_key_from_the_spec_variable(bridge, fake_upstream: FakeUpstrea
                            "DASHSCOPE_API_KEY": "sk-from-dashscope-var"})
     assert await ask_form(client) == (200, {"Text": TEXT})
     assert fake_upstream.last.headers["Authorization"] == "Bearer sk-from-dashscope-var"
+
+
+async def test_a_stream_without_any_payload_is_an_error(bridge, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.handler = fakes.raw_stream(["<html>gateway says hi</html>"], content_type="text/html")
+    client = await bridge({"UPSTREAM": "lingyi", "UPSTREAM_BASE_URL": fake_upstream.url, "LINGYI_AK": "a",
+                           "LINGYI_SK": "b", "FALLBACK_TEXT": ""})
+    status, body = await ask_form(client)
+    assert (status, body["kind"]) == (502, "upstream_protocol")
+    assert "no payload" in body["error"]

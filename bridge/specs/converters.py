@@ -160,14 +160,14 @@ def compile_converter(raw: Any, where: Sequence[str | int]) -> Converter:
     where = list(where)
     if isinstance(raw, list):
         steps = [compile_converter(item, [*where, i]) for i, item in enumerate(raw)]
-        templates = tuple(t for step in steps for t in step.templates)
+        chained = tuple(t for step in steps for t in step.templates)
 
         def chain(value: Any, ctx: Context) -> Any:
             for step in steps:
                 value = step.apply(value, ctx)
             return value
 
-        return Converter(chain, templates)
+        return Converter(chain, chained)
     args = {"name": raw} if isinstance(raw, str) else dict(raw)
     name = args.pop("name", None)
     at = where if isinstance(raw, str) else [*where, "name"]

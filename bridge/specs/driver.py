@@ -80,19 +80,21 @@ class SpecUpstream:
                     yield event
                 return
             async for chunk in response.content.iter_any():
-                for event in self._frames(parser.feed(chunk), reader):
-                    if event is None:
+                for item in self._frames(parser.feed(chunk), reader):
+                    if item is None:
                         done = True
                         break
-                    yield event
+                    yield item
                 if done:
                     break
             else:
-                for event in self._frames(parser.close(), reader):
-                    if event is None:
+                for item in self._frames(parser.close(), reader):
+                    if item is None:
                         done = True
                         break
-                    yield event
+                    yield item
+        if not done and reader.payloads == 0:
+            raise UpstreamError("upstream_protocol", "upstream answered with a stream that carried no payload")
         if not done and reader.finish is None and (call.done or call.done_event):
             raise UpstreamError("upstream_protocol", "upstream stream ended before the answer was complete")
         for event in reader.tail():
@@ -109,6 +111,8 @@ class SpecUpstream:
         assert call.query is not None
         submitted = read_outputs(call.resp, await self._fetch(call.request, call.resp, ctx, "path"), None, ctx)
         raise_for_error(submitted, self.scrub)
+        if call.status_map.get(to_text(submitted.get("status", ""))) == "failed":
+            raise UpstreamError("upstream_error", "upstream refused the task")
         if submitted.get("task_id") in (None, ""):
             raise UpstreamError("upstream_protocol", "upstream accepted the task but sent no task id")
         qctx = ctx.child({"task_id": to_text(submitted["task_id"])})

@@ -71,11 +71,13 @@ class AnswerReader:
         self.prompt_estimate = prompt_estimate
         self.text = ""  # the answer so far, in cumulative mode
         self.started = False
+        self.payloads = 0
         self.finish: str | None = None
         self.counts: dict[str, int] = {}
 
     def feed(self, payload: Any, event: str | None = None) -> list[Event]:
         """Events for one payload ([] when it is filtered out or carries nothing)."""
+        self.payloads += 1
         skip: set[str] = set()
         for rule in self.filters:
             if all_match(rule.conditions, payload, event):
@@ -164,7 +166,7 @@ def tool_call_deltas(calls: Any) -> list[ToolCallDelta]:
     for i, call in enumerate(items):
         if not isinstance(call, dict):
             continue
-        function = call.get("function") if isinstance(call.get("function"), dict) else call
+        function: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else call
         arguments = function.get("arguments")
         if arguments is not None and not isinstance(arguments, str):
             arguments = jsonutil.dumps_str(arguments)
