@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from typing import Any
 
 import aiohttp
@@ -57,8 +57,9 @@ class SpecUpstream:
         apitype = self.call.apitype
         runner = self._stream if apitype == "stream" else self._sync if apitype == "sync" else self._async
         with self._errors():
-            async for event in runner(ctx):
-                yield event
+            async with aclosing(runner(ctx)) as events:  # an early close reaches the HTTP response now
+                async for event in events:
+                    yield event
 
     async def aclose(self) -> None:
         if self._session is not None:
