@@ -8,7 +8,7 @@ the iterator early leaves the `async with` and so closes the HTTP response at on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import aclosing, asynccontextmanager, contextmanager
 from typing import Any
 
@@ -68,7 +68,7 @@ class SpecUpstream:
 
     # -- the three kinds of call ---------------------------------------------------------
 
-    async def _stream(self, ctx: Context) -> AsyncIterator[Event]:
+    async def _stream(self, ctx: Context) -> AsyncGenerator[Event, None]:
         call = self.call
         reader = self._reader(call.resp, ctx, call)
         parser = make_parser(call.framing)
@@ -101,13 +101,13 @@ class SpecUpstream:
         for event in reader.tail():
             yield event
 
-    async def _sync(self, ctx: Context) -> AsyncIterator[Event]:
+    async def _sync(self, ctx: Context) -> AsyncGenerator[Event, None]:
         payload = await self._fetch(self.call.request, self.call.resp, ctx, "path")
         reader = self._reader(self.call.resp, ctx)
         for event in [*reader.feed(payload), *reader.tail()]:
             yield event
 
-    async def _async(self, ctx: Context) -> AsyncIterator[Event]:
+    async def _async(self, ctx: Context) -> AsyncGenerator[Event, None]:
         call = self.call
         assert call.query is not None
         submitted = read_outputs(call.resp, await self._fetch(call.request, call.resp, ctx, "path"), None, ctx)
