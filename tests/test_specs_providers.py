@@ -21,7 +21,7 @@ import pytest
 
 from bridge.config import DEFAULT_FALLBACK_TEXT
 from tests import spec_fakes as fakes
-from tests.conftest import FakeUpstream, Recorded, text_chunks
+from tests.conftest import FakeUpstream, Recorded, sse, text_chunks
 
 SYSTEM, QUESTION = "Be brief.", "Hello?"
 MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
@@ -149,7 +149,7 @@ class Case:
 
 
 CASES = {
-    "openai": Case("specs/openai.json", lambda: fakes.raw_stream([fakes_sse(text_chunks(PIECES, usage={
+    "openai": Case("specs/openai.json", lambda: fakes.raw_stream([sse(text_chunks(PIECES, usage={
         "prompt_tokens": 21, "completion_tokens": 4, "total_tokens": 25}))]), check_openai, (21, 4),
         lambda: fakes.openai_error(400, "max_tokens is too large"), 400, "upstream_bad_request"),
     "minimax": Case("minimax", lambda: fakes.minimax_stream(PIECES, 40), check_minimax, None,
@@ -178,10 +178,6 @@ CASES = {
                                                                    "inappropriate content.")),
                        502, "upstream_error", first_request=check_async_submit),
 }
-
-
-def fakes_sse(chunks: list[dict[str, Any]]) -> str:
-    return "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
 
 
 def env_for(case: Case, fake: FakeUpstream, **extra: str) -> dict[str, str]:
