@@ -77,7 +77,8 @@ async def test_closing_the_stream_early_closes_the_provider_connection(fake_upst
         return response
 
     fake_upstream.handler = endless
-    upstream = build_upstream("ollama", Settings.from_env({"UPSTREAM": "ollama", "UPSTREAM_BASE_URL": fake_upstream.url}))
+    settings = Settings.from_env({"UPSTREAM": "ollama", "UPSTREAM_BASE_URL": fake_upstream.url})
+    upstream = build_upstream("ollama", settings)
     events = upstream.stream(ChatRequest(list(MESSAGES), model=MODEL, route="test"))
     assert await anext(events) == TextDelta("first")
     await events.aclose()  # type: ignore[attr-defined]
@@ -178,7 +179,8 @@ async def test_malformed_or_failed_ndjson(body: bytes, kind: str, status: int, b
 
 
 async def test_stream_cut_before_its_done_marker_is_an_error(bridge, fake_upstream: FakeUpstream) -> None:
-    frames = ["event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":1}}}\n\n"]
+    start = {"type": "message_start", "message": {"usage": {"input_tokens": 1}}}
+    frames = [f"event: message_start\ndata: {json.dumps(start)}\n\n"]
     fake_upstream.handler = fakes.raw_stream(frames)
     client = await bridge({"UPSTREAM": "anthropic", "UPSTREAM_BASE_URL": fake_upstream.url, "UPSTREAM_API_KEY": KEY,
                            "FALLBACK_TEXT": ""})
@@ -195,7 +197,8 @@ async def test_error_event_after_text_ends_the_openai_stream_with_an_error(bridg
     texts: list[str] = []
     with pytest.raises(openai.APIError) as caught:
         async with sdk(client) as api:
-            stream = await api.chat.completions.create(model="m", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+            stream = await api.chat.completions.create(
+                model="m", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
             async for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:
                     texts.append(chunk.choices[0].delta.content)

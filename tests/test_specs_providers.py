@@ -67,7 +67,8 @@ def lingyi_signature_ok(req: Recorded, ak: str, sk: str) -> bool:
     assert abs(signed_at.timestamp() - time.time()) < 120
     signing_key = hmac.new(sk.encode(), prefix.encode(), hashlib.sha256).hexdigest()
     canonical = f"POST\n{req.path}\ncontent-md5:{hashlib.md5(req.body).hexdigest()}"
-    return hmac.compare_digest(signature, hmac.new(signing_key.encode(), canonical.encode(), hashlib.sha256).hexdigest())
+    expected = hmac.new(signing_key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(signature, expected)
 
 
 def check_lingyi(req: Recorded, route: str) -> None:

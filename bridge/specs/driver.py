@@ -168,7 +168,8 @@ class SpecUpstream:
                 yield from reader.feed(_json(data, "stream payload"), frame.event)
 
     def _render(self, http: HttpSpec, ctx: Context, where: str) -> Outgoing:
-        return render_request(self.spec.name, http, ctx, self.base_url, self.spec.signer, f"calls.{self.call.name}.{where}")
+        where = f"calls.{self.call.name}.{where}"
+        return render_request(self.spec.name, http, ctx, self.base_url, self.spec.signer, where)
 
     async def _fetch(self, http: HttpSpec, resp: list[RespField], ctx: Context, where: str) -> Any:
         """Send one request and return its JSON body."""
