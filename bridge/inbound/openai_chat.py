@@ -68,7 +68,7 @@ async def accept_chat(request: web.Request, *, stream_only: str | None = None) -
     except ChatError as exc:
         record["error_kind"] = "bad_request"
         return openai_error(400, str(exc), "invalid_request", exc.param)
-    record.update(chat.meta)
+    record.update(log_fields(chat.meta))
     return chat
 
 
@@ -213,25 +213,30 @@ def _message(i: int, item: Any) -> Message:
 
 
 def platform_meta(data: dict[str, Any], messages: list[Any]) -> dict[str, Any]:
-    """IMS extendData and Agora fields, flattened for the log line."""
+    """IMS extendData and Agora fields, flattened: never sent upstream, available to specs."""
     meta: dict[str, Any] = {}
     extend = data.get("extendData")
     if isinstance(extend, dict):
         for src, dst in (("instanceId", "instance_id"), ("channelId", "channel_id"),
-                         ("sentenceId", "sentence_id"), ("userData", "user_data")):
+                         ("sentenceId", "sentence_id"), ("userData", "user_data"),
+                         ("callerNumber", "caller"), ("calleeNumber", "callee")):
             if extend.get(src) is not None:
-                meta[dst] = _short(extend[src])
-        for src, dst in (("callerNumber", "caller"), ("calleeNumber", "callee")):
-            if extend.get(src):
-                meta[dst] = mask_number(str(extend[src]))
-    for name in ("turn_id", "timestamp", "interruptable"):
+                meta[dst] = extend[src]
+    for name in ("turn_id", "timestamp", "interruptable", "context"):
         if data.get(name) is not None:
-            meta[name] = _short(data[name])
-    if data.get("context") is not None:
-        meta["context"] = _short(data["context"])
+            meta[name] = data[name]
     if any(isinstance(m, dict) and m.get("metadata") for m in messages):
         meta["message_metadata"] = True
     return meta
+
+
+def log_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """Platform metadata as it goes into the log line: shortened, phone numbers masked."""
+    fields = {name: _short(value) for name, value in meta.items()}
+    for name in ("caller", "callee"):
+        if name in meta:
+            fields[name] = mask_number(str(meta[name]))
+    return fields
 
 
 def mask_number(number: str) -> str:
