@@ -37,7 +37,8 @@ def configure_logging(level: str, redact: Redactor, stream: IO[str] | None = Non
             structlog.processors.JSONRenderer(serializer=lambda obj, **_: jsonutil.dumps_str(obj)),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        # One write() per line (PrintLogger makes two): lines from several workers never interleave.
+        logger_factory=structlog.WriteLoggerFactory(stream or sys.stdout),
         cache_logger_on_first_use=False,
     )
 

@@ -1,0 +1,155 @@
+"""The Procfile's multi-worker runtime: gunicorn + bridge.worker.BridgeWorker as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import openai
+from aiohttp import web
+
+from tests.conftest import FakeUpstream, sse, text_chunks
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "workers-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def gunicorn_env(port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "UPSTREAM"))}
+    return {**env, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", "BRIDGE_TOKENS": TOKEN,
+            "LOG_LEVEL": "INFO", **extra}
+
+
+async def start_gunicorn(env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+@asynccontextmanager
+async def gunicorn(env: dict[str, str]) -> AsyncIterator[tuple[asyncio.subprocess.Process, list[str]]]:
+    """Start gunicorn; yield once the master listens (it binds before forking the workers).
+
+    The master's log lines read so far are in the yielded list; the rest follow at exit.
+    """
+    proc = await start_gunicorn(env)
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        async with asyncio.timeout(10):
+            while not any("Listening at:" in line for line in lines):
+                line = (await proc.stderr.readline()).decode()
+                assert line, f"gunicorn exited before listening: {''.join(lines)}"
+                lines.append(line)
+        yield proc, lines
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def wait_for_log(stream: asyncio.StreamReader, event: str) -> dict[str, object]:
+    """Read the workers' JSON log lines until one with `event` appears."""
+    while True:
+        line = await stream.readline()
+        assert line, f"gunicorn exited before logging {event!r}"
+        if line.startswith(b"{") and (entry := json.loads(line)).get("event") == event:
+            return entry  # type: ignore[no-any-return]
+
+
+async def stop(proc: asyncio.subprocess.Process, lines: list[str]) -> tuple[list[dict[str, object]], str]:
+    """SIGTERM gunicorn and wait for it; return the workers' JSON log lines and gunicorn's log."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+        raise AssertionError("".join(lines) + err.decode() + out.decode()) from None
+    records = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    return records, "".join(lines) + err.decode()
+
+
+async def test_two_workers_answer_both_endpoints_and_stop_cleanly_on_sigterm() -> None:
+    port = free_port()
+    async with gunicorn(gunicorn_env(port, UPSTREAM="echo")) as (proc, lines):
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            form = {"Token": TOKEN, "Message": '[{"role": "user", "content": "form hello"}]'}
+            async with session.post(base + "/", data=form) as resp:
+                assert resp.status == 200
+                assert await resp.json() == {"Text": "You said: form hello"}
+        client = openai.AsyncOpenAI(base_url=base + "/v1", api_key=TOKEN, max_retries=0)
+        async with client:
+            stream = await client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "stream hello"}], stream=True)
+            text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        assert text == "You said: stream hello"
+
+        records, log = await stop(proc, lines)
+    assert proc.returncode == 0, log
+    assert log.count("Booting worker") == 2, log
+    assert "Shutting down: Master" in log
+    served = sorted((r["route"], r["status"]) for r in records if r.get("event") == "request")
+    assert served == [("/", 200), ("/v1/chat/completions", 200)]
+
+
+async def test_sigterm_mid_stream_lets_a_worker_finish_the_stream(fake_upstream: FakeUpstream) -> None:
+    release = asyncio.Event()
+
+    async def two_halves(request: web.Request) -> web.StreamResponse:
+        chunks = text_chunks(["first half", " second half"])
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(sse(chunks[:2], done=False))
+        await release.wait()
+        await response.write(sse(chunks[2:]))
+        return response
+
+    fake_upstream.handler = two_halves
+    port = free_port()
+    env = gunicorn_env(port, OPENAI_BASE_URL=fake_upstream.url + "/v1", DRAIN_TIMEOUT="10")
+    async with gunicorn(env) as (proc, lines):
+        body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body,
+                                    headers=headers) as resp:
+                assert b"first half" in await resp.content.readuntil(b"\n\n")
+                proc.send_signal(signal.SIGTERM)
+                assert proc.stdout is not None
+                async with asyncio.timeout(5):  # the worker holding the stream starts draining
+                    while (await wait_for_log(proc.stdout, "draining")).get("in_flight") != 1:
+                        pass
+                release.set()  # the upstream finishes only after shutdown has begun
+                rest = await resp.content.read()
+        _, log = await stop(proc, lines)
+    assert b"second half" in rest and rest.endswith(b"data: [DONE]\n\n")
+    assert proc.returncode == 0, log
+
+
+async def test_a_configuration_error_stops_start_up_with_a_clear_message() -> None:
+    for setting, message in (("MAX_HISTORY=lots", "MAX_HISTORY: expected a int, got 'lots'"),
+                             ("UPSTREAM=nope", "UPSTREAM: unknown upstream 'nope'")):
+        name, value = setting.split("=")
+        proc = await start_gunicorn(gunicorn_env(free_port(), **{name: value}))
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+        assert proc.returncode == 2
+        assert f"configuration error: {message}" in err.decode()
+        assert "Booting worker" not in err.decode()  # stopped before forking any
