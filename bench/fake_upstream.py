@@ -1,0 +1,84 @@
+"""A fast fake OpenAI-compatible upstream for the benchmark: `POST .../chat/completions` streams SSE.
+
+Every answer is CHUNKS `chat.completion.chunk` events of one short word each, preceded by the
+role chunk and followed by the finish chunk, a usage chunk and `[DONE]`, as OpenAI streams
+them; DELAY_MS milliseconds pass between content chunks (0: written back to back, each in its
+own write). The chunk bytes are built once, so the server costs as little as aiohttp allows.
+
+    python bench/fake_upstream.py --port 9100 --chunks 20 --delay-ms 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from aiohttp import web
+
+HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+WORDS = ("Hello", " there", ",", " how", " can", " I", " help", " you", " today", "?")
+
+
+def build_events(chunks: int) -> tuple[bytes, list[bytes], bytes]:
+    """The role chunk, one event per content chunk, and the tail (finish, usage, [DONE])."""
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000,
+            "model": "bench-model", "system_fingerprint": None}
+
+    def event(choices: list[dict[str, object]], **extra: object) -> bytes:
+        return b"data: " + json.dumps({**base, "choices": choices, **extra}, separators=(",", ":")).encode() + b"\n\n"
+
+    def choice(delta: dict[str, object], finish: str | None = None) -> dict[str, object]:
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+    head = event([choice({"role": "assistant", "content": ""})])
+    body = [event([choice({"content": WORDS[i % len(WORDS)]})]) for i in range(chunks)]
+    usage = {"prompt_tokens": 20, "completion_tokens": chunks, "total_tokens": 20 + chunks}
+    tail = event([choice({}, "stop")]) + event([], usage=usage) + b"data: [DONE]\n\n"
+    return head, body, tail
+
+
+def make_app(chunks: int, delay_ms: float) -> web.Application:
+    head, body, tail = build_events(chunks)
+    delay = delay_ms / 1000
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers=HEADERS)
+        await response.prepare(request)
+        await response.write(head)
+        for chunk in body:
+            if delay:
+                await asyncio.sleep(delay)
+            await response.write(chunk)
+        await response.write(tail)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    app.router.add_post("/chat/completions", completions)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--delay-ms", type=float, default=0.0)
+    args = parser.parse_args()
+    try:
+        import uvloop
+    except ImportError:
+        loop = None
+    else:
+        loop = uvloop.new_event_loop()
+    print(f"fake upstream on {args.host}:{args.port}", file=sys.stderr, flush=True)
+    web.run_app(make_app(args.chunks, args.delay_ms), host=args.host, port=args.port, access_log=None,
+                print=None, loop=loop, backlog=4096)
+
+
+if __name__ == "__main__":
+    main()
