@@ -111,8 +111,10 @@ class Bridge:
         loop = asyncio.get_running_loop()
         s = self.settings
         events = upstream.stream(request)
-        deadline = min(loop.time() + s.ttft_timeout, overall)
-        waiting_for = f"no first token within {s.ttft_timeout:g}s"
+        # Submit-and-poll upstreams deliver everything at once: they may ask for longer.
+        ttft_timeout = max(s.ttft_timeout, getattr(upstream, "first_event_timeout", None) or 0.0)
+        deadline = min(loop.time() + ttft_timeout, overall)
+        waiting_for = f"no first token within {ttft_timeout:g}s"
         parts: list[str] = []
         finished = usage = False
         try:

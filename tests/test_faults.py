@@ -189,3 +189,34 @@ async def test_concurrency_cap_gives_503_with_retry_after(bridge, fake_upstream)
         assert "error" in await resp.json()
     release.set()
     assert (await (await first).json()) == {"Text": "Hello, world!"}
+
+
+class BuggyUpstream:
+    """A driver with a bug: it raises something that is not an UpstreamError mid-answer."""
+
+    name = "buggy"
+
+    async def stream(self, request: Any) -> Any:
+        from bridge.events import TextDelta
+
+        yield TextDelta("partial")
+        raise RuntimeError("driver bug")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_unexpected_error_after_first_byte_still_ends_the_stream(bridge, log_stream):
+    from bridge.state import STATE
+
+    client = await bridge({})
+    client.server.app[STATE].bridge.upstreams = [BuggyUpstream()]
+    resp = await client.post("/v1/chat/completions", json={"model": "m", "messages": USER, "stream": True})
+    assert resp.status == 200
+    events = parse_sse(await resp.text())
+    assert "partial" in events[0]
+    assert json.loads(events[-2])["error"]["code"] == "internal"
+    assert events[-1] == "[DONE]"
+    resp = await client.post("/", data={"Message": "hi"})  # nothing sent yet: a JSON 500, and a log line
+    assert resp.status == 500 and "error" in await resp.json()
+    assert log_lines(log_stream)[-1]["error_kind"] == "internal"

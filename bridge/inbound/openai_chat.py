@@ -145,6 +145,16 @@ async def stream_reply(
                     return upstream_error_reply(exc)
                 record["fallback"] = True
                 return await stream_reply(request, state, chat, state.bridge.fallback(chat, fallback))
+            except ConnectionError:
+                raise
+            except Exception as exc:
+                if response is None:
+                    raise  # nothing sent yet: the middleware answers a JSON 500
+                # A bug after the headers went out: end the stream properly, never a silent cut.
+                record["error_kind"] = "internal"
+                record["exception"] = f"{type(exc).__name__}: {exc}"
+                await response.write(encoder.error(500, "Internal error; see the server log.", "internal") + DONE)
+                return response
         assert response is not None
         if usage is not None and chat.include_usage:
             await response.write(encoder.usage(usage))

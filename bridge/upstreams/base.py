@@ -14,6 +14,8 @@ class Upstream(Protocol):
 
     `stream` yields canonical events for one request and raises `UpstreamError` on failure.
     Closing the iterator early (a barge-in) must release the upstream connection at once.
+    An upstream may also set `first_event_timeout` (seconds) when its first event can
+    legitimately come later than UPSTREAM_TTFT_TIMEOUT, as with submit-and-poll APIs.
     """
 
     name: str
