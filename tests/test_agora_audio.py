@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,17 @@ def test_generated_length_follows_the_text():
     assert len(synthesize("one two three four")) == round(1.6 * SAMPLE_RATE) * 2
     samples = memoryview(synthesize("one two three four")).cast("h")
     assert samples[0] == 0 and max(samples) <= 1000 and min(samples) >= -1000 and max(samples) > 900
+
+
+@pytest.mark.parametrize("text, size, sha256", [
+    ("Hi", 16_000, "33ba8243f33761b8eb81dc7a70500f934b0d85c4329b1681002ab40b2a5881b9"),
+    ("one two three four", 51_200, "825f07958aa15d1ac4fbc480dc4f02b8c291eeff8473a8cdcd4d4ee29ce14ac1"),
+    ("你好，欢迎光临。Welcome!", 55_040, "f2e749bd6f3c8308511dc8cb82f3358fcc04116752e822b0b9ac3e0be1f42f04"),
+    ("word " * 5000, 9_600_000, "ae427013735bf4b39767abddaaaf2cbe6584ebce84432ec5ef55a8ef76923b7b"),
+])
+def test_generated_pcm_is_byte_for_byte_stable(text, size, sha256):
+    pcm = synthesize(text)
+    assert len(pcm) == size and hashlib.sha256(pcm).hexdigest() == sha256
 
 
 @pytest.mark.parametrize("body", [

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import re
 
-# CJK ideographs (with extension A and compatibility forms), kana, Hangul syllables.
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_CJK_RUN = re.compile(f"[{_CJK}]+")
-_WORD = re.compile(f"[^\\W_{_CJK}]+")
+# CJK ideographs (with extension A and compatibility forms), kana, Hangul syllables: the
+# characters a regex character class `[{CJK_CHARS}]` matches. Also used by `bridge.audio_source`.
+CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_CJK_RUN = re.compile(f"[{CJK_CHARS}]+")
+WORD = re.compile(f"[^\\W_{CJK_CHARS}]+")  # a run of letters or digits that are not CJK
 
 MAX_QUERY_TERMS = 32
 
@@ -76,7 +77,7 @@ def query_terms(question: str) -> list[str]:
                 i == last or run[i + 1] in STOP_CHARS
             ):
                 terms[char] = None
-    for word in _WORD.findall(question):
+    for word in WORD.findall(question):
         word = word.lower()
         if word not in STOP_WORDS and (len(word) > 1 or word.isdigit()):
             terms[word] = None
