@@ -145,8 +145,34 @@ async def test_request_input_only_fills_escaped_path_segments(bridge, fake_upstr
     async with sdk(client) as api:
         reply = await api.chat.completions.create(model="../../admin?x=1#", messages=MESSAGES)  # type: ignore[arg-type]
     assert reply.choices[0].message.content == "ok"
-    assert raw_paths == ["/models/..%2F..%2Fadmin%3Fx=1%23/ask"]  # yarl leaves "=" as is
+    assert raw_paths == ["/models/..%2F..%2Fadmin%3Fx%3D1%23/ask"]  # sent exactly as escaped
     assert fake_upstream.last.query == {}
+
+
+@pytest.mark.parametrize("model", ["..", "."])
+async def test_a_dot_segment_from_request_input_is_refused(model: str, bridge, fake_upstream: FakeUpstream,
+                                                           tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {**SYNC_CALL, "path": "/models/${model}/ask", "method": "GET"})
+    fake_upstream.handler = fakes.json_body({"answer": "ok"})
+    client = await bridge({"UPSTREAM": spec, "UPSTREAM_BASE_URL": fake_upstream.url})
+    with pytest.raises(openai.BadRequestError) as caught:
+        async with sdk(client) as api:
+            await api.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
+    assert caught.value.body["code"] == "upstream_bad_request"  # type: ignore[index]
+    assert "calls.chat.path" in caught.value.message
+    assert fake_upstream.requests == []  # never sent as /models/ask or /ask
+
+
+async def test_a_dot_task_id_from_the_provider_is_refused(bridge, fake_upstream: FakeUpstream) -> None:
+    async def submit_only(request: web.Request) -> web.Response:
+        return web.json_response({"output": {"task_id": "..", "task_status": "PENDING"}})
+
+    fake_upstream.handler = submit_only
+    client = await bridge({"UPSTREAM": "async-task", "UPSTREAM_BASE_URL": fake_upstream.url, "UPSTREAM_API_KEY": KEY,
+                           "FALLBACK_TEXT": ""})
+    status, body = await ask_form(client)
+    assert (status, body["kind"]) == (502, "upstream_protocol")
+    assert [r.method for r in fake_upstream.requests] == ["POST"]  # no GET /api/v1/tasks/%2E%2E -> /api/v1/
 
 
 async def test_fallback_spec_does_not_receive_the_primary_key(bridge, fake_upstream: FakeUpstream) -> None:

@@ -13,6 +13,7 @@ from contextlib import aclosing, asynccontextmanager, contextmanager
 from typing import Any
 
 import aiohttp
+import yarl
 
 from bridge import jsonutil
 from bridge.events import Event, UpstreamError, parse_retry_after
@@ -182,7 +183,8 @@ class SpecUpstream:
         """Send a request; an HTTP error status becomes an UpstreamError with the provider's message."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self.timeout, connector=aiohttp.TCPConnector(limit=0))
-        async with self._session.request(out.method, out.url, params=out.params or None, headers=out.headers,
+        url = yarl.URL(out.url, encoded=True)  # exactly the path rendered (and signed): no dot-segment removal
+        async with self._session.request(out.method, url, params=out.params or None, headers=out.headers,
                                          data=out.body, allow_redirects=False) as response:
             if response.status >= 300:
                 detail = self._error_detail(await _read_limited(response, 64 * 1024), resp, ctx)

@@ -183,8 +183,8 @@ def _http(method: str, path: str, body: str, headers: list[Any], params: list[An
 
 
 def _quote_segment(value: str) -> str:
-    """A value placed in a URL path cannot add segments, a query or `..`."""
-    return quote(value, safe="") if value not in (".", "..") else quote(value.replace(".", "%2E"), safe="%")
+    """A value placed in a URL path cannot add segments or a query (`render_request` refuses `..`)."""
+    return quote(value, safe="")
 
 
 def _fields(raw: list[dict[str, Any]], where: Where, local: tuple[str, ...]) -> list[FieldSpec]:

@@ -1,14 +1,18 @@
 """Renders a call's request for one chat turn: URL, query, headers and the exact body bytes.
 
 The host always comes from configuration (the spec's base_url or UPSTREAM_BASE_URL); request
-input can only fill escaped path segments, query values, headers and body fields.
+input can only fill escaped path segments, query values, headers and body fields. The URL is
+built already percent-encoded and sent as is, so the path a signer signs is the path sent, and
+a `.` or `..` segment (which a client or server would resolve) is refused, never sent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
+
+import yarl
 
 from bridge import jsonutil
 from bridge.events import UpstreamError
@@ -17,6 +21,7 @@ from bridge.specs.model import FieldSpec, HttpSpec
 from bridge.specs.signers import Signer
 from bridge.specs.templates import Context, MissingVariable, to_text
 
+_PATH_SAFE = "/%:@!$&'()*+,;=~"  # escapes that are already there and RFC 3986 path characters stay
 CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
 
 
@@ -33,12 +38,21 @@ class Outgoing:
 
 def render_request(spec_name: str, http: HttpSpec, ctx: Context, base_url: str, signer: Signer | None,
                    path_where: str) -> Outgoing:
-    """Build the request; a missing value or failed conversion is an `upstream_config` error."""
+    """Build the request; a missing value or failed conversion is an `upstream_config` error.
+
+    `url` is percent-encoded: send it as `yarl.URL(url, encoded=True)`.
+    """
     try:
         path = http.path.render(ctx)
     except MissingVariable as exc:
         raise _missing(spec_name, path_where, exc.name) from None
-    url = base_url.rstrip("/") + path if path else base_url
+    path = quote(path, safe=_PATH_SAFE)  # the spec's own literal text; placeholder values are escaped already
+    if any(unquote(segment) in (".", "..") for segment in path.split("/")):
+        # A provider's task id is the provider's fault; anything else comes from the request.
+        kind = "upstream_protocol" if path_where.endswith("query_path") else "upstream_bad_request"
+        raise UpstreamError(kind, f"spec {spec_name}: {path_where}: a value would make a '.' or '..' path segment")
+    base = str(yarl.URL(base_url))
+    url = base.rstrip("/") + path if path else base
     params = [(name, to_text(value)) for name, value in _values(spec_name, http.params, ctx)]
     headers: dict[str, str] = {}
     for name, value in _values(spec_name, http.headers, ctx):
