@@ -108,6 +108,42 @@ async def test_async_task_that_never_finishes_times_out(bridge, fake_upstream: F
     assert "0.05s" in body["error"]
 
 
+def fast_async_spec(tmp_path: Path, **call: Any) -> str:
+    doc = json.loads((SPECS / "async-task.json").read_text())
+    doc["calls"]["chat"].update(call)
+    (tmp_path / "fast.json").write_text(json.dumps(doc))
+    return str(tmp_path / "fast.json")
+
+
+async def test_async_task_may_take_longer_than_the_first_token_timeout(bridge, fake_upstream: FakeUpstream,
+                                                                     tmp_path: Path) -> None:
+    spec = fast_async_spec(tmp_path, poll_interval=0.05, poll_timeout=5)
+    fake_upstream.handler = fakes.async_task(TEXT, running_polls=6)  # done after >= 0.35s
+    client = await bridge({"UPSTREAM": spec, "UPSTREAM_BASE_URL": fake_upstream.url, "UPSTREAM_API_KEY": KEY,
+                           "UPSTREAM_TTFT_TIMEOUT": "0.1", "FALLBACK_TEXT": ""})
+    assert await ask_form(client) == (200, {"Text": TEXT})
+    assert [r.method for r in fake_upstream.requests] == ["POST"] + ["GET"] * 7
+
+
+@pytest.mark.parametrize("status", [503, 429])
+async def test_a_failed_poll_never_submits_the_job_again(status: int, bridge, fake_upstream: FakeUpstream,
+                                                         tmp_path: Path) -> None:
+    spec = fast_async_spec(tmp_path, poll_interval=0.01)
+
+    async def poll_fails(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            return web.json_response({"output": {"task_id": "task-42", "task_status": "PENDING"}})
+        return web.json_response({"message": "busy"}, status=status)
+
+    fake_upstream.handler = poll_fails
+    client = await bridge({"UPSTREAM": spec, "UPSTREAM_BASE_URL": fake_upstream.url, "UPSTREAM_API_KEY": KEY,
+                           "FALLBACK_TEXT": ""})
+    status_, body = await ask_form(client)
+    assert (status_, body["kind"]) == (502, "upstream_error")
+    assert f"HTTP {status}" in body["error"] and "busy" in body["error"]
+    assert [r.method for r in fake_upstream.requests] == ["POST", "GET"]  # one job, billed once
+
+
 def write_spec(tmp_path: Path, call: dict[str, Any], **top: Any) -> str:
     doc = {"name": "custom", "calls": {"chat": call}, **top}
     file = tmp_path / "custom.json"

@@ -26,6 +26,7 @@ from bridge.specs.templates import Context, to_text
 from bridge.tokens import estimate_prompt_tokens
 
 MAX_BODY_BYTES = 8 << 20
+POLL_MARGIN = 5.0  # seconds past poll_timeout for the submit and the last poll, so our own timeout reports first
 MASK = "[redacted]"
 
 
@@ -46,6 +47,11 @@ class SpecUpstream:
                                              sock_connect=connect_timeout)
         self.secrets = sorted({s for s in (secrets or []) if len(s) >= 4}, key=len, reverse=True)
         self._session: aiohttp.ClientSession | None = None
+        # A submit-then-poll answer arrives all at once, when the job is done: the core's
+        # first-token deadline must wait for it (bridge/upstreams/base.py).
+        self.first_event_timeout: float | None = None
+        if self.call.apitype == "async":
+            self.first_event_timeout = self.call.poll_timeout + self.call.poll_interval + POLL_MARGIN
 
     def scrub(self, text: str) -> str:
         """Remove this upstream's own secrets from a provider text."""
@@ -124,7 +130,7 @@ class SpecUpstream:
             await asyncio.sleep(call.poll_interval)
             if loop.time() > deadline:
                 raise UpstreamError("upstream_timeout", f"upstream task not finished within {call.poll_timeout:g}s")
-            payload = await self._fetch(call.query, call.query_resp, qctx, "query_path")
+            payload = await self._poll(call.query, qctx)
             values = read_outputs(call.query_resp, payload, None, qctx)
             status = to_text(values.get("status", ""))
             outcome = call.status_map.get(status)
@@ -140,6 +146,17 @@ class SpecUpstream:
             for event in [*reader.events(values), *reader.tail()]:
                 yield event
             return
+
+    async def _poll(self, query: HttpSpec, qctx: Context) -> Any:
+        """One status request. Its failure is final: a retry would submit, and bill, the job again."""
+        try:
+            with self._errors():
+                return await self._fetch(query, self.call.query_resp, qctx, "query_path")
+        except UpstreamError as exc:
+            if not exc.retryable:
+                raise
+            raise UpstreamError("upstream_error", f"upstream task status request failed: {exc.message}",
+                                status=exc.status) from None
 
     # -- helpers ---------------------------------------------------------------------------
 
