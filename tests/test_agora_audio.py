@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -13,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from bridge.audio_source import FRAME_BYTES, SAMPLE_RATE, speech_seconds, synthesize
-from tests.conftest import FakeUpstream, sse, text_chunks
+from tests.conftest import FakeUpstream, log_lines, sse, text_chunks
 
 TOKEN = "bridge-token-abcdef"
 USER = [{"role": "user", "content": "Say something."}]
@@ -170,3 +171,46 @@ async def test_upstream_failure_is_an_openai_error(bridge, fake_upstream):
         with pytest.raises(openai.APIStatusError) as caught:
             await oai.chat.completions.create(model="m", messages=USER, stream=True)
     assert caught.value.status_code == 502
+
+
+async def test_upstream_failure_speaks_the_fallback_text(bridge, fake_upstream, log_stream):
+    async def broken(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"message": "boom"}}, status=500)
+
+    fake_upstream.handler = broken
+    client = await bridge(env_for(fake_upstream, FALLBACK_TEXT="Sorry, try again later."))
+    transcript, received = check_framing(await audio_chunks(client))
+    assert transcript == "Sorry, try again later."
+    assert received == synthesize(transcript)
+    line = [line for line in log_lines(log_stream) if line["event"] == "request"][-1]
+    assert line["fallback"] is True and line["error_kind"] == "upstream_http"
+
+
+async def test_a_long_answer_gets_all_its_audio(bridge, fake_upstream):
+    fake_upstream.reply = ["word " * 100]  # 40 s of speech: generated in a worker thread
+    client = await bridge(env_for(fake_upstream))
+    transcript, received = check_framing(await audio_chunks(client))
+    assert len(received) == 40 * SAMPLE_RATE * 2
+    assert received == synthesize(transcript)
+
+
+async def test_a_full_bridge_is_a_503(bridge, fake_upstream):
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def held(request: web.Request) -> web.StreamResponse:
+        arrived.set()
+        await release.wait()
+        return await fake_upstream.stream_openai(request)
+
+    fake_upstream.handler = held
+    client = await bridge(env_for(fake_upstream, MAX_CONCURRENCY="1"))
+    first = asyncio.create_task(audio_chunks(client))
+    try:
+        async with asyncio.timeout(10):  # a failure guard only
+            await arrived.wait()
+        response = await client.post("/audio/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
+                                     json={"messages": USER, "stream": True})
+        assert response.status == 503 and response.headers["Retry-After"] == "1"
+    finally:
+        release.set()
+    assert check_framing(await first)[0] == "Hello, world!"

@@ -209,3 +209,28 @@ async def test_wrong_token_is_401(bridge, fake_upstream, knowledge):
                                  headers={"Authorization": "Bearer nope"})
     assert response.status == 401
     assert (await response.json())["error"]["code"] == "invalid_api_key"
+
+
+async def test_a_full_bridge_answers_503_before_the_waiting_phrase(bridge, fake_upstream, knowledge):
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def held(request: web.Request) -> web.StreamResponse:
+        arrived.set()
+        await release.wait()
+        return await fake_upstream.stream_openai(request)
+
+    fake_upstream.handler = held
+    client = await bridge(env_for(fake_upstream, knowledge, MAX_CONCURRENCY="1"))
+    first = asyncio.create_task(ask(client, "What is your refund policy?"))
+    try:
+        async with asyncio.timeout(10):  # a failure guard only
+            await arrived.wait()
+        response = await client.post("/rag/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
+                                     json={"messages": [{"role": "user", "content": "refund?"}], "stream": True})
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+        assert (await response.json())["error"]["code"] == "overloaded"
+    finally:
+        release.set()
+    assert answer_text(await first) == "Hello, world!"
+    assert len(fake_upstream.requests) == 1

@@ -22,11 +22,8 @@ from typing import Any
 from aiohttp import web
 
 from bridge import jsonutil
-from bridge.audio_source import AudioClip, frames, load_clip, synthesize
-from bridge.core import Overloaded
-from bridge.events import UpstreamError
-from bridge.inbound.openai_chat import SSE_HEADERS, accept_chat, overloaded_reply, upstream_error_reply
-from bridge.render.collect import collect
+from bridge.audio_source import AudioClip, asynthesize, frames, load_clip
+from bridge.inbound.openai_chat import SSE_HEADERS, accept_chat, collect_answer
 from bridge.render.openai_chunks import DONE, ChunkEncoder, new_completion_id
 from bridge.state import STATE, log_record
 
@@ -59,20 +56,11 @@ async def handle_audio(request: web.Request) -> web.StreamResponse:
         for name in AUDIO_REQUEST_FIELDS:
             chat.params.pop(name, None)
         state.bridge.prepare(chat)
-        try:
-            answer = await collect(state.bridge.stream(chat, record))
-        except Overloaded as exc:
-            return overloaded_reply(record, exc)
-        except UpstreamError as exc:
-            record["error_kind"] = exc.kind
-            record["error"] = exc.message
-            fallback = state.settings.openai_fallback_text
-            if not fallback:
-                return upstream_error_reply(exc)
-            record["fallback"] = True
-            answer = await collect(state.bridge.fallback(chat, fallback))
+        answer = await collect_answer(state, chat, record)
+        if isinstance(answer, web.Response):
+            return answer
         record["audio_source"] = "generated"
-        transcript, pcm, metadata = answer.text, synthesize(answer.text), answer.metadata
+        transcript, pcm, metadata = answer.text, await asynthesize(answer.text), answer.metadata
     record["audio_ms"] = len(pcm) * 1000 // 32_000
     response = web.StreamResponse(headers=SSE_HEADERS)
     try:

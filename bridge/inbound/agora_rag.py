@@ -20,8 +20,9 @@ from pathlib import Path
 from aiohttp import web
 
 from bridge import jsonutil
+from bridge.core import Overloaded
 from bridge.events import Event, UpstreamError
-from bridge.inbound.openai_chat import SSE_HEADERS, accept_chat, stream_reply
+from bridge.inbound.openai_chat import SSE_HEADERS, accept_chat, fallback_answer, overloaded_reply, stream_reply
 from bridge.knowledge import Hit, KnowledgeBase, KnowledgeError, default_index_path, ensure_index
 from bridge.knowledge.text import has_cjk
 from bridge.logs import get_logger
@@ -61,6 +62,8 @@ async def handle_rag(request: web.Request) -> web.StreamResponse:
         return chat
     state = request.app[STATE]
     record = log_record(request)
+    if state.bridge.in_flight >= state.settings.max_concurrency:
+        return overloaded_reply(record, Overloaded())  # a 503 the caller can retry, not a waiting phrase
     state.bridge.prepare(chat)
     question = chat.last_user_text()
     response = web.StreamResponse(headers=SSE_HEADERS)
@@ -99,7 +102,7 @@ async def augment(knowledge: KnowledgeBase | None, state: AppState, chat: ChatRe
     started = time.perf_counter()
     try:
         hits = await knowledge.asearch(question, state.settings.rag_top_k)
-    except KnowledgeError as exc:
+    except KnowledgeError as exc:  # a broken index: answer without retrieval rather than not at all
         record["rag_error"] = str(exc)
         hits = []
     record["rag_ms"] = round((time.perf_counter() - started) * 1000, 2)
@@ -146,11 +149,8 @@ async def spoken_fallback(state: AppState, chat: ChatRequest, events: AsyncItera
                 started = True
                 yield event
         except UpstreamError as exc:
-            text = state.settings.openai_fallback_text
-            if started or not text:
+            fallback = None if started else fallback_answer(state, chat, record, exc)
+            if fallback is None:
                 raise
-            record["error_kind"] = exc.kind
-            record["error"] = exc.message
-            record["fallback"] = True
-            async for event in state.bridge.fallback(chat, text):
+            async for event in fallback:
                 yield event

@@ -16,7 +16,7 @@ from aiohttp import web
 from bridge import jsonutil
 from bridge.core import Overloaded
 from bridge.events import Event, Finish, Metadata, TextDelta, ToolCallDelta, UpstreamError, Usage
-from bridge.render.collect import collect
+from bridge.render.collect import Answer, collect
 from bridge.render.openai_chunks import DONE, ChunkEncoder, completion_object, error_body
 from bridge.request import ChatRequest, Message
 from bridge.state import STATE, AppState, log_record
@@ -80,23 +80,42 @@ async def handle_chat(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     record = log_record(request)
     state.bridge.prepare(chat)
-    events = state.bridge.stream(chat, record)
     if chat.stream:
-        return await stream_reply(request, state, chat, events)
+        return await stream_reply(request, state, chat, state.bridge.stream(chat, record))
+    answer = await collect_answer(state, chat, record)
+    if isinstance(answer, web.Response):
+        return answer
+    return web.Response(body=jsonutil.dumps(completion_object(answer, chat.model)),
+                        content_type="application/json", charset="utf-8")
+
+
+async def collect_answer(state: AppState, chat: ChatRequest, record: dict[str, Any]) -> Answer | web.Response:
+    """The whole answer, for a reply that is not streamed; a Response when it is an error.
+
+    Too many requests in flight: a 503 with Retry-After. An upstream failure: the
+    FALLBACK_TEXT answer when set, else the upstream's error as an OpenAI error response.
+    """
     try:
-        answer = await collect(events)
+        return await collect(state.bridge.stream(chat, record))
     except Overloaded as exc:
         return overloaded_reply(record, exc)
     except UpstreamError as exc:
-        record["error_kind"] = exc.kind
-        record["error"] = exc.message
-        fallback = state.settings.openai_fallback_text
-        if not fallback:
+        fallback = fallback_answer(state, chat, record, exc)
+        if fallback is None:
             return upstream_error_reply(exc)
-        record["fallback"] = True
-        answer = await collect(state.bridge.fallback(chat, fallback))
-    return web.Response(body=jsonutil.dumps(completion_object(answer, chat.model)),
-                        content_type="application/json", charset="utf-8")
+        return await collect(fallback)
+
+
+def fallback_answer(state: AppState, chat: ChatRequest, record: dict[str, Any],
+                    exc: UpstreamError) -> AsyncIterator[Event] | None:
+    """Log an upstream failure; the FALLBACK_TEXT answer's events, or None when it is not set."""
+    record["error_kind"] = exc.kind
+    record["error"] = exc.message
+    text = state.settings.openai_fallback_text
+    if not text:
+        return None
+    record["fallback"] = True
+    return state.bridge.fallback(chat, text)
 
 
 async def stream_reply(
