@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +287,27 @@ async def test_unreachable_provider_is_a_connect_error(bridge, unused_tcp_port: 
                            "FALLBACK_TEXT": ""})
     status, body = await ask_form(client)
     assert (status, body["kind"]) == (502, "upstream_connect")
+
+
+@contextmanager
+def listener_that_never_accepts() -> Iterator[str]:
+    """A loopback port whose accept queue is full: the kernel drops new SYNs, so connecting times out."""
+    with socket.socket() as server, socket.socket() as filler:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        filler.settimeout(5)
+        filler.connect(server.getsockname())  # takes the one place in the queue; never accepted
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+async def test_a_connect_timeout_is_a_connect_error_and_retried(bridge) -> None:
+    with listener_that_never_accepts() as url:
+        client = await bridge({"UPSTREAM": "ollama", "UPSTREAM_BASE_URL": url, "UPSTREAM_CONNECT_TIMEOUT": "0.1",
+                               "FALLBACK_TEXT": ""})
+        status, body = await ask_form(client)
+        metrics = await (await client.get("/metrics")).text()
+    assert (status, body["kind"]) == (502, "upstream_connect")
+    assert 'bridge_upstream_errors_total{kind="upstream_connect",upstream="ollama"} 2.0' in metrics
 
 
 async def test_api_key_from_the_spec_variable(bridge, fake_upstream: FakeUpstream) -> None:

@@ -241,6 +241,8 @@ class SpecUpstream:
             raise UpstreamError("upstream_protocol", f"upstream stream is malformed: {exc}") from None
         except aiohttp.ClientPayloadError:
             raise UpstreamError("upstream_connect", "connection to the upstream was lost mid-answer") from None
+        except aiohttp.ConnectionTimeoutError:  # also a TimeoutError, but retried like any connect failure
+            raise UpstreamError("upstream_connect", "timed out connecting to the upstream") from None
         except TimeoutError:
             raise UpstreamError("upstream_timeout", "upstream request timed out") from None
         except aiohttp.InvalidURL:
