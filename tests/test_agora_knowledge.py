@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from bridge.knowledge import KnowledgeBase, build_index, ensure_index, split_passages
+from bridge.knowledge import KnowledgeBase, KnowledgeError, build_index, ensure_index, split_passages
 from bridge.knowledge.__main__ import main as knowledge_command
 from bridge.knowledge.passages import MAX_CHARS, TARGET_CHARS, source_files
 from bridge.knowledge.text import index_text, query_terms
@@ -110,6 +111,28 @@ def test_a_tiny_knowledge_base_still_answers(tmp_path):
     kb = KnowledgeBase(index)
     assert len(kb.search("Where is the office?", 3)) == 1
     assert len(kb.search("办公室在哪里", 3)) == 1
+
+
+def corrupt_the_search_table(index: Path) -> None:
+    """Overwrite the FTS5 data's root page with garbage, in place: the file still opens."""
+    conn = sqlite3.connect(index)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    page = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = 'fts_data'").fetchone()[0]
+    conn.close()
+    with open(index, "r+b") as handle:
+        handle.seek((page - 1) * page_size)
+        handle.write(b"\xff" * page_size)
+
+
+def test_a_damaged_index_is_a_knowledge_error(tmp_path):
+    folder, index = tmp_path / "kb", tmp_path / "index.sqlite3"
+    write(folder, "a.md", "Walruses live in the Arctic.")
+    build_index(folder, index)
+    kb = KnowledgeBase(index)
+    assert len(kb.search("walruses", 3)) == 1
+    corrupt_the_search_table(index)
+    with pytest.raises(KnowledgeError, match="cannot be searched"):
+        kb.search("walruses", 3)
 
 
 def test_command_builds_and_searches(tmp_path, capsys):

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bridge.inbound.agora_rag import CONTEXT_PREAMBLE
 from tests.conftest import FakeUpstream, log_lines
+from tests.test_agora_knowledge import corrupt_the_search_table
 
 TOKEN = "bridge-token-abcdef"
 WAIT = "Just a moment, I'm thinking..."
@@ -234,3 +235,17 @@ async def test_a_full_bridge_answers_503_before_the_waiting_phrase(bridge, fake_
         release.set()
     assert answer_text(await first) == "Hello, world!"
     assert len(fake_upstream.requests) == 1
+
+
+async def test_a_damaged_index_answers_without_retrieval(bridge, fake_upstream, knowledge, log_stream):
+    client = await bridge(env_for(fake_upstream, knowledge))
+    assert len((await ask(client, "What is your refund policy?"))[0:1]) == 1
+    assert len(fake_upstream.last.json()["messages"]) == 3  # a passage was injected
+    corrupt_the_search_table(knowledge / ".knowledge-index.sqlite3")
+    chunks = await ask(client, "What is your refund policy?")
+    assert chunks[0].id == "waiting_msg"
+    assert answer_text(chunks) == "Hello, world!"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert len(fake_upstream.last.json()["messages"]) == 2  # nothing injected
+    line = [line for line in log_lines(log_stream) if line["event"] == "request"][-1]
+    assert line["rag_passages"] == 0 and "cannot be searched" in line["rag_error"] and line["status"] == 200

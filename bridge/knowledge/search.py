@@ -56,13 +56,25 @@ class KnowledgeBase:
         self.passages = 0
         self._df: dict[str, int] = {}
         self._df_signature: tuple[int, int] | None = None
-        self._connection()  # fail now, not on the first question, if the file is unusable
+        try:
+            self._connection()  # fail now, not on the first question, if the file is unusable
+        except sqlite3.Error as exc:
+            raise KnowledgeError(f"cannot open knowledge index {index}: {exc}") from None
 
     def search(self, question: str, top_k: int) -> list[Hit]:
-        """The passages most relevant to `question`, best first; [] when none is."""
+        """The passages most relevant to `question`, best first; [] when none is.
+
+        Raises KnowledgeError when the index file is missing, damaged or unreadable.
+        """
         terms = query_terms(question)
         if not terms:
             return []
+        try:
+            return self._search(terms, top_k)
+        except (sqlite3.Error, OSError) as exc:
+            raise KnowledgeError(f"knowledge index {self.index} cannot be searched: {exc}") from None
+
+    def _search(self, terms: list[str], top_k: int) -> list[Hit]:
         conn = self._connection()
         floor = 0.0
         if self.passages >= MIN_PASSAGES_FOR_FLOOR:
