@@ -18,14 +18,17 @@ from bridge.specs.paths import compile_path, get_path
 from bridge.specs.templates import Context, MissingVariable, compile_template
 
 
-def frames(framing: str, chunks: list[bytes]) -> list[Frame]:
+def frames(framing: str, chunks: list[bytes], *, at_close: int = 0) -> list[Frame]:
+    """Every frame, checking that all but the last `at_close` came out of the read that completed them."""
     parser = make_parser(framing)
     out = [f for chunk in chunks for f in parser.feed(chunk)]
-    return out + parser.close()
+    rest = parser.close()
+    assert len(rest) == at_close, f"held back until the body ended: {rest}"
+    return out + rest
 
 
-def data(framing: str, chunks: list[bytes]) -> list[tuple[str | None, str]]:
-    return [(f.event, f.data) for f in frames(framing, chunks)]
+def data(framing: str, chunks: list[bytes], *, at_close: int = 0) -> list[tuple[str | None, str]]:
+    return [(f.event, f.data) for f in frames(framing, chunks, at_close=at_close)]
 
 
 # -- SSE, as the HTML standard parses it ------------------------------------------------------
@@ -54,9 +57,17 @@ def test_sse_bom_and_crlf_split_across_reads() -> None:
     assert data("sse", chunks) == [("message", "a"), ("message", "你好")]
 
 
+def test_sse_bare_cr_lines_are_not_held_back() -> None:
+    parser = make_parser("sse")
+    assert [f.data for f in parser.feed(b"data: one\r\r")] == ["one"]  # not waiting for a possible LF
+    assert [f.data for f in parser.feed(b"\ndata: two\r")] == []  # that LF belonged to the CR: no extra line
+    assert [f.data for f in parser.feed(b"\r")] == ["two"]
+    assert parser.close() == []
+
+
 def test_sse_pending_event_at_the_end_is_kept() -> None:
-    assert data("sse", [b"data: last\n"]) == [("message", "last")]
-    assert data("sse", [b"data: cut"]) == [("message", "cut")]
+    assert data("sse", [b"data: last\n"], at_close=1) == [("message", "last")]
+    assert data("sse", [b"data: cut"], at_close=1) == [("message", "cut")]
 
 
 @given(st.lists(st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n"),
@@ -65,6 +76,14 @@ def test_sse_any_split_gives_the_same_frames(payloads: list[str], size: int) -> 
     body = b"".join(b"event: e\r\ndata: " + p.encode() + b"\r\n\r\n" for p in payloads)
     chunks = [body[i:i + size] for i in range(0, len(body), size)]
     assert data("sse", chunks) == [("e", p) for p in payloads]
+
+
+@given(st.lists(st.tuples(st.text(alphabet="ab:", max_size=5), st.sampled_from([b"\r", b"\n", b"\r\n"])),
+                min_size=1, max_size=5), st.integers(1, 7))
+def test_sse_any_line_ending_and_split_gives_each_event_at_once(items: list[tuple[str, bytes]], size: int) -> None:
+    body = b"".join(b"data:" + p.encode() + end + end for p, end in items)
+    chunks = [body[i:i + size] for i in range(0, len(body), size)]
+    assert data("sse", chunks) == [("message", p) for p, _ in items]
 
 
 def test_sse_refuses_an_endless_line() -> None:
@@ -77,7 +96,7 @@ def test_sse_refuses_an_endless_line() -> None:
 # -- NDJSON and JSON sequences ---------------------------------------------------------------
 
 def test_ndjson_lines_split_across_reads() -> None:
-    assert data("ndjson", [b'{"a":1}\r\n\n{"b"', b':2}\n{"c":3}']) == [(None, '{"a":1}'), (None, '{"b":2}'),
+    assert data("ndjson", [b'{"a":1}\r\n\n{"b"', b':2}\n{"c":3}'], at_close=1) == [(None, '{"a":1}'), (None, '{"b":2}'),
                                                                       (None, '{"c":3}')]
 
 

@@ -47,19 +47,25 @@ class _Lines:
         self.buffer = b""
         self.cr = cr  # does a lone CR end a line?
         self.started = False
+        self.after_cr = False  # the last read ended with CR: an LF first in the next one is its CRLF
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if not chunk:
+            return []
         if not self.started:
             self.started = True
             if chunk.startswith(_BOM):
                 chunk = chunk[len(_BOM):]
+        if self.after_cr and chunk[:1] == b"\n":
+            chunk = chunk[1:]
         buffer = self.buffer + chunk if self.buffer else chunk
-        lines = buffer.splitlines(keepends=True) if self.cr else buffer.split(b"\n")
         if self.cr:
-            tail = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
-            # A CR at the end may be the first half of a CRLF that has not arrived yet.
-            self.buffer = tail
+            # A CR at the end ends its line now (a CR-only stream must not wait for the next read).
+            lines = buffer.splitlines(keepends=True)
+            self.buffer = lines.pop() if lines and not lines[-1].endswith((b"\n", b"\r")) else b""
+            self.after_cr = buffer.endswith(b"\r")
         else:
+            lines = buffer.split(b"\n")
             self.buffer = lines.pop()
         if len(self.buffer) > MAX_FRAME_BYTES:
             raise FramingError(f"stream line longer than {MAX_FRAME_BYTES} bytes")
