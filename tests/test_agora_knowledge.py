@@ -81,6 +81,17 @@ def test_index_is_built_when_missing_and_rebuilt_only_when_stale(tmp_path):
     assert ensure_index(folder, index).built
 
 
+async def test_a_broken_link_in_the_folder_is_a_clear_error(tmp_path, bridge, fake_upstream: FakeUpstream):
+    folder, index = tmp_path / "kb", tmp_path / "index.sqlite3"
+    write(folder, "a.md", "Alpha.")
+    (folder / "gone.md").symlink_to(tmp_path / "missing.md")
+    with pytest.raises(KnowledgeError, match="gone.md"):
+        ensure_index(folder, index)
+    with pytest.raises(KnowledgeError, match="gone.md"):  # at start-up too: a message, not an OSError
+        await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1", "KNOWLEDGE_DIR": str(folder),
+                      "KNOWLEDGE_INDEX": str(index)})
+
+
 def test_a_running_knowledge_base_sees_a_rebuilt_index(tmp_path):
     folder, index = tmp_path / "kb", tmp_path / "index.sqlite3"
     write(folder, "a.md", "Penguins live in Antarctica.")

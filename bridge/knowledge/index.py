@@ -134,11 +134,10 @@ def ensure_index(folder: Path, index: Path) -> BuildResult:
     started = time.perf_counter()
     if not folder.is_dir():
         raise KnowledgeError(f"knowledge folder {folder} does not exist")
-    digest = fingerprint(folder, FORMAT_VERSION)
-    state = stored_state(index)
-    if state is not None and state[0] == digest:
-        return BuildResult(index, state[1], False, time.perf_counter() - started)
     try:
+        state = stored_state(index)
+        if state is not None and state[0] == fingerprint(folder, FORMAT_VERSION):
+            return BuildResult(index, state[1], False, time.perf_counter() - started)
         with _build_lock(index):
             state = stored_state(index)  # another process may have built it while we waited
             if state is not None and state[0] == fingerprint(folder, FORMAT_VERSION):
