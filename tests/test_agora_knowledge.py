@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from bridge.knowledge import KnowledgeBase, KnowledgeError, build_index, ensure_index, split_passages
+from bridge.knowledge import (
+    KnowledgeBase,
+    KnowledgeError,
+    build_index,
+    default_index_path,
+    ensure_index,
+    split_passages,
+)
 from bridge.knowledge.__main__ import main as knowledge_command
 from bridge.knowledge.passages import MAX_CHARS, TARGET_CHARS, source_files
 from bridge.knowledge.text import index_text, query_terms
@@ -90,6 +99,58 @@ async def test_a_broken_link_in_the_folder_is_a_clear_error(tmp_path, bridge, fa
     with pytest.raises(KnowledgeError, match="gone.md"):  # at start-up too: a message, not an OSError
         await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1", "KNOWLEDGE_DIR": str(folder),
                       "KNOWLEDGE_INDEX": str(index)})
+
+
+@pytest.fixture
+def shared_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in for /tmp: world-writable and sticky, used as the system temp folder."""
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    return shared
+
+
+def test_a_folder_we_cannot_write_indexes_into_a_private_temp_folder(tmp_path, shared_tmp):
+    index = default_index_path(tmp_path / "read-only")  # not writable: it does not even exist
+    private = shared_tmp / f"voice-bridge-{os.getuid()}"
+    assert index.parent == private
+    assert stat.S_IMODE(private.lstat().st_mode) == 0o700 and private.lstat().st_uid == os.getuid()
+    folder = tmp_path / "kb"
+    write(folder, "a.md", "Alpha.")
+    assert ensure_index(folder, index).built
+    assert stat.S_IMODE(index.with_name(index.name + ".lock").stat().st_mode) == 0o600
+    assert default_index_path(tmp_path / "read-only") == index  # the same folder next time
+
+
+def test_a_planted_temp_folder_is_refused(tmp_path, shared_tmp):
+    private = shared_tmp / f"voice-bridge-{os.getuid()}"
+    elsewhere = tmp_path / "attacker"
+    elsewhere.mkdir(mode=0o700)
+    private.symlink_to(elsewhere)
+    with pytest.raises(KnowledgeError, match="not a private folder"):
+        default_index_path(tmp_path / "read-only")
+    private.unlink()
+    private.mkdir(mode=0o777)
+    private.chmod(0o777)
+    with pytest.raises(KnowledgeError, match="KNOWLEDGE_INDEX"):
+        default_index_path(tmp_path / "read-only")
+    if os.getuid() == 0:  # only root can give a folder away
+        private.chmod(0o700)
+        os.chown(private, 12345, 12345)
+        with pytest.raises(KnowledgeError, match="someone else's"):
+            default_index_path(tmp_path / "read-only")
+
+
+def test_a_planted_lock_link_is_not_followed(tmp_path):
+    folder, index = tmp_path / "kb", tmp_path / "shared" / "index.sqlite3"
+    write(folder, "a.md", "Alpha.")
+    target = write(tmp_path, "precious.txt", "keep me")
+    index.parent.mkdir()
+    index.with_name(index.name + ".lock").symlink_to(target)
+    with pytest.raises(KnowledgeError, match="cannot build"):
+        ensure_index(folder, index)
+    assert target.read_text() == "keep me" and not index.exists()
 
 
 def test_a_running_knowledge_base_sees_a_rebuilt_index(tmp_path):

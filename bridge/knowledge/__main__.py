@@ -25,14 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("question", nargs="?", default="", help="for search")
     parser.add_argument("--dir", default=os.environ.get("KNOWLEDGE_DIR"), help="default: $KNOWLEDGE_DIR")
     parser.add_argument("--index", default=os.environ.get("KNOWLEDGE_INDEX"), help="default: $KNOWLEDGE_INDEX, "
-                        "else .knowledge-index.sqlite3 in the folder (or the temp folder if read-only)")
+                        "else .knowledge-index.sqlite3 in the folder (if read-only: in <temp>/voice-bridge-<uid>)")
     parser.add_argument("--top-k", type=int, default=3)
     args = parser.parse_args(argv)
     if not args.dir:
         parser.error("no knowledge folder: pass --dir or set KNOWLEDGE_DIR")
     folder = Path(args.dir)
-    index = Path(args.index) if args.index else default_index_path(folder)
     try:
+        index = Path(args.index) if args.index else default_index_path(folder)
         if args.command == "build":
             started = time.perf_counter()
             count = build_index(folder, index)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -47,11 +48,33 @@ class BuildResult:
 
 
 def default_index_path(folder: Path) -> Path:
-    """Inside the knowledge folder when it is writable, else in the system's temp folder."""
+    """Inside the knowledge folder when it is writable, else in this user's private temp folder."""
     if os.access(folder, os.W_OK):
         return folder / INDEX_NAME
     tag = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"bridge-knowledge-{tag}.sqlite3"
+    return private_temp_dir() / f"knowledge-{tag}.sqlite3"
+
+
+def private_temp_dir() -> Path:
+    """`<temp folder>/voice-bridge-<uid>`, created with mode 0700.
+
+    The system temp folder is shared: an index (or lock file) at a name anyone can predict
+    could be planted by another user, and a planted index is a prompt injection. So the
+    folder must be a real directory (not a link), owned by us, that no one else can enter.
+    """
+    if not hasattr(os, "getuid"):  # pragma: no cover - not POSIX
+        raise KnowledgeError("KNOWLEDGE_DIR is read-only: set KNOWLEDGE_INDEX to where the index goes")
+    path = Path(tempfile.gettempdir()) / f"voice-bridge-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+    except OSError as exc:
+        raise KnowledgeError(f"cannot create {path} for the knowledge index ({exc}); "
+                             "set KNOWLEDGE_INDEX") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise KnowledgeError(f"{path} is not a private folder of this user (it is a link, someone else's, "
+                             "or open to others): remove it, or set KNOWLEDGE_INDEX")
+    return path
 
 
 def check_fts5() -> None:
@@ -151,7 +174,8 @@ def ensure_index(folder: Path, index: Path) -> BuildResult:
 @contextmanager
 def _build_lock(index: Path) -> Iterator[None]:
     index.parent.mkdir(parents=True, exist_ok=True)
-    with open(index.with_name(index.name + ".lock"), "a") as handle:
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)  # never write through a planted link
+    with open(os.open(index.with_name(index.name + ".lock"), flags, 0o600), "w") as handle:
         if fcntl is not None:
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
