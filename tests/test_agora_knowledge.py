@@ -21,7 +21,7 @@ from bridge.knowledge import (
 from bridge.knowledge.__main__ import main as knowledge_command
 from bridge.knowledge.passages import MAX_CHARS, TARGET_CHARS, source_files
 from bridge.knowledge.text import index_text, query_terms
-from tests.conftest import FakeUpstream
+from tests.conftest import FakeUpstream, log_lines
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -231,7 +231,8 @@ async def test_server_builds_a_stale_index_at_start(bridge, fake_upstream: FakeU
     assert response.status == 200
     await response.read()
     assert "Walruses live in the Arctic." in fake_upstream.last.json()["messages"][0]["content"]
-    assert '"built":true' in log_stream.getvalue().replace(" ", "")
+    ready = [line for line in log_lines(log_stream) if line["event"] == "knowledge_ready"]
+    assert len(ready) == 2 and ready[-1]["built"] is True and ready[-1]["passages"] == 2
 
 
 @pytest.mark.parametrize("env, variable", [
