@@ -14,11 +14,12 @@
 from __future__ import annotations
 
 import codecs
-import json
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
 MAX_FRAME_BYTES = 1 << 20
+MAX_DEPTH = 256  # json_lines nesting; deeper provider JSON is refused, not recursed into
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -142,49 +143,98 @@ class NDJSONParser:
 
 
 class JSONSeqParser:
-    """Concatenated JSON values, or the elements of one streamed top-level array."""
+    """Concatenated JSON values, or the elements of one streamed top-level array.
 
-    _SKIP = " \t\r\n,"
+    Finds where each value ends by scanning only the new text of every read (strings, escapes
+    and nesting depth carry over between reads), so a large value costs one pass, however it
+    is split. Frames are not parsed here: the driver parses each one and reports bad JSON.
+    """
+
+    _SKIP = " \t\r\n,\ufeff"
+    _IN_VALUE = re.compile(r'[\\"{}\[\]]')
+    _IN_STRING = re.compile(r'[\\"]')
+    _SCALAR_END = re.compile(r'[\s,\[\]{}"]')
 
     def __init__(self) -> None:
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self.json = json.JSONDecoder()
-        self.text = ""
         self.array: bool | None = None  # unknown until the first value starts
+        self.parts: list[str] = []  # the unfinished value's text so far
+        self.size = 0
+        self.scalar = False  # the unfinished value is a number or literal, not an object, array or string
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False  # the previous read ended with a backslash inside a string
 
     def feed(self, chunk: bytes) -> list[Frame]:
-        self.text += self.decoder.decode(chunk)
-        return self._frames(final=False)
+        return self._read(self.decoder.decode(chunk), final=False)
 
     def close(self) -> list[Frame]:
-        self.text += self.decoder.decode(b"", final=True)
-        return self._frames(final=True)
+        return self._read(self.decoder.decode(b"", final=True), final=True)
 
-    def _frames(self, *, final: bool) -> list[Frame]:
+    def _read(self, text: str, *, final: bool) -> list[Frame]:
         frames: list[Frame] = []
-        text, pos = self.text, 0
+        pos, n = 0, len(text)
         while True:
-            while pos < len(text) and (text[pos] in self._SKIP or (self.array and text[pos] == "]")):
-                pos += 1
-            if pos >= len(text):
-                break
-            if self.array is None:
-                self.array = text[pos] == "["
-                if self.array:
+            if not self.parts:  # between values
+                while pos < n and (text[pos] in self._SKIP or (self.array and text[pos] == "]")):
                     pos += 1
-                    continue
-            try:
-                _, end = self.json.raw_decode(text, pos)
-            except json.JSONDecodeError:
-                if final:
-                    raise FramingError("stream ended inside a JSON value, or sent one that is not JSON") from None
-                break  # incomplete: wait for more bytes
-            frames.append(Frame(text[pos:end]))
+                if pos >= n:
+                    break
+                if self.array is None:
+                    self.array = text[pos] == "["
+                    if self.array:
+                        pos += 1
+                        continue
+                self.scalar = text[pos] not in '{["'
+            end = self._scan_scalar(text, pos, final) if self.scalar else self._scan(text, pos)
+            if end < 0:
+                self.parts.append(text[pos:])
+                self.size += n - pos
+                if self.size > MAX_FRAME_BYTES:
+                    raise FramingError(f"stream value larger than {MAX_FRAME_BYTES} bytes")
+                break
+            frames.append(Frame("".join(self.parts) + text[pos:end]))
+            self.parts, self.size = [], 0
             pos = end
-        self.text = text[pos:]
-        if len(self.text) > MAX_FRAME_BYTES:
-            raise FramingError(f"stream value larger than {MAX_FRAME_BYTES} bytes")
+        if final and self.parts:
+            raise FramingError("stream ended inside a JSON value")
         return frames
+
+    def _scan(self, text: str, pos: int) -> int:
+        """Where the object, array or string under way ends in `text` (exclusive), or -1."""
+        if self.escaped:
+            self.escaped, pos = False, pos + 1
+        while True:
+            match = (self._IN_STRING if self.in_string else self._IN_VALUE).search(text, pos)
+            if match is None:
+                return -1
+            char, at = match.group(), match.start()
+            pos = at + 1
+            if char == "\\":
+                if self.in_string:
+                    if pos >= len(text):
+                        self.escaped = True
+                        return -1
+                    pos += 1
+                continue
+            if char == '"':
+                self.in_string = not self.in_string
+            elif char in "{[":
+                self.depth += 1
+                if self.depth > MAX_DEPTH:
+                    raise FramingError(f"stream value nested deeper than {MAX_DEPTH} levels")
+            else:
+                self.depth -= 1
+            if self.depth <= 0 and not self.in_string:
+                self.depth = 0
+                return pos
+
+    def _scan_scalar(self, text: str, pos: int, final: bool) -> int:
+        """Where the number or literal under way ends: at the next separator, or at the body's end."""
+        match = self._SCALAR_END.search(text, pos + (0 if self.parts else 1))
+        if match is not None:
+            return match.start()
+        return len(text) if final else -1
 
 
 PARSERS: dict[str, type] = {"sse": SSEParser, "ndjson": NDJSONParser, "json_lines": JSONSeqParser}
