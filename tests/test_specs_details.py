@@ -282,6 +282,20 @@ async def test_provider_error_text_never_carries_our_secrets(fake_upstream: Fake
     assert "Incorrect API key provided: [redacted]" in caught.value.message
 
 
+async def test_the_specs_own_env_values_never_reach_an_error_text(bridge, fake_upstream: FakeUpstream,
+                                                                  tmp_path: Path) -> None:
+    account = "acct-9f8e7d6c5b4a"  # a name and a value the app-wide redactor does not recognise as secret
+    spec = write_spec(tmp_path, {**SYNC_CALL, "headers": [
+        {"name": "X-Account", "value": "${env.ACME_ACCOUNT}", "converter": "int"}]})
+    client = await bridge({"UPSTREAM": spec, "UPSTREAM_BASE_URL": fake_upstream.url, "ACME_ACCOUNT": account,
+                           "FALLBACK_TEXT": ""})
+    status, body = await ask_form(client)
+    assert (status, body["kind"]) == (502, "upstream_config")
+    assert "int: cannot convert" in body["error"] and "[redacted]" in body["error"]
+    assert account not in body["error"] and account[:10] not in body["error"]
+    assert fake_upstream.requests == []
+
+
 async def test_unreachable_provider_is_a_connect_error(bridge, unused_tcp_port: int) -> None:
     client = await bridge({"UPSTREAM": "ollama", "UPSTREAM_BASE_URL": f"http://127.0.0.1:{unused_tcp_port}",
                            "FALLBACK_TEXT": ""})

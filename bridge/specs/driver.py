@@ -17,6 +17,7 @@ import yarl
 
 from bridge import jsonutil
 from bridge.events import Event, UpstreamError, parse_retry_after
+from bridge.redaction import Redactor
 from bridge.request import ChatRequest
 from bridge.specs.extract import AnswerReader, read_outputs, raise_for_error
 from bridge.specs.framing import Frame, FramingError, make_parser
@@ -26,12 +27,16 @@ from bridge.specs.templates import Context, to_text
 from bridge.tokens import estimate_prompt_tokens
 
 MAX_BODY_BYTES = 8 << 20
+MIN_SECRET = 4  # shorter values (a group id "g1") would mask ordinary words
 POLL_MARGIN = 5.0  # seconds past poll_timeout for the submit and the last poll, so our own timeout reports first
-MASK = "[redacted]"
 
 
 class SpecUpstream:
-    """An upstream described by a spec file."""
+    """An upstream described by a spec file.
+
+    `secrets` are the values this upstream uses (its key, the spec's `${env.*}` values): every
+    UpstreamError it raises is redacted with them, as the app-wide redactor may not know them.
+    """
 
     def __init__(self, spec: Spec, call: str, *, name: str, base_url: str, api_key: str | None,
                  model: str | None, env: Mapping[str, str], connect_timeout: float, total_timeout: float,
@@ -45,7 +50,7 @@ class SpecUpstream:
         self.env = env
         self.timeout = aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout,
                                              sock_connect=connect_timeout)
-        self.secrets = sorted({s for s in (secrets or []) if len(s) >= 4}, key=len, reverse=True)
+        self.redact = Redactor(s for s in (secrets or []) if len(s) >= MIN_SECRET)
         self._session: aiohttp.ClientSession | None = None
         # A submit-then-poll answer arrives all at once, when the job is done: the core's
         # first-token deadline must wait for it (bridge/upstreams/base.py).
@@ -53,20 +58,19 @@ class SpecUpstream:
         if self.call.apitype == "async":
             self.first_event_timeout = self.call.poll_timeout + self.call.poll_interval + POLL_MARGIN
 
-    def scrub(self, text: str) -> str:
-        """Remove this upstream's own secrets from a provider text."""
-        for secret in self.secrets:
-            text = text.replace(secret, MASK)
-        return text
-
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         ctx = Context(request, model=self.model or request.model, api_key=self.api_key, env=self.env)
         apitype = self.call.apitype
         runner = self._stream if apitype == "stream" else self._sync if apitype == "sync" else self._async
-        with self._errors():
-            async with aclosing(runner(ctx)) as events:  # an early close reaches the HTTP response now
-                async for event in events:
-                    yield event
+        try:
+            with self._errors():
+                async with aclosing(runner(ctx)) as events:  # an early close reaches the HTTP response now
+                    async for event in events:
+                        yield event
+        except UpstreamError as exc:
+            exc.message = self.redact(exc.message)  # provider texts, converter errors quoting a value
+            exc.args = (exc.message,)
+            raise
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -118,7 +122,7 @@ class SpecUpstream:
         call = self.call
         assert call.query is not None
         submitted = read_outputs(call.resp, await self._fetch(call.request, call.resp, ctx, "path"), None, ctx)
-        raise_for_error(submitted, self.scrub)
+        raise_for_error(submitted, self.redact)
         if call.status_map.get(to_text(submitted.get("status", ""))) == "failed":
             raise UpstreamError("upstream_error", "upstream refused the task")
         if submitted.get("task_id") in (None, ""):
@@ -137,10 +141,10 @@ class SpecUpstream:
             if outcome == "running":
                 continue
             if outcome is None:
-                raise_for_error(values, self.scrub)
+                raise_for_error(values, self.redact)
                 raise UpstreamError("upstream_protocol", f"upstream task has an unknown status {status[:40]!r}")
             if outcome == "failed":
-                raise_for_error(values, self.scrub)
+                raise_for_error(values, self.redact)
                 raise UpstreamError("upstream_error", f"upstream task ended with status {status[:40]!r}")
             reader = self._reader(call.query_resp, qctx)
             for event in [*reader.events(values), *reader.tail()]:
@@ -162,7 +166,7 @@ class SpecUpstream:
 
     def _reader(self, resp: list[RespField], ctx: Context, call: CallSpec | None = None) -> AnswerReader:
         messages = ctx.request.messages
-        return AnswerReader(resp, ctx, self.scrub, filters=call.chunk_filter if call else None,
+        return AnswerReader(resp, ctx, self.redact, filters=call.chunk_filter if call else None,
                             cumulative=call is not None and call.delta_mode == "cumulative",
                             prompt_estimate=lambda: estimate_prompt_tokens(messages))
 
@@ -230,7 +234,7 @@ class SpecUpstream:
             message = values.get("error") or values.get("error_code") or _generic_error(payload)
         if isinstance(message, dict):
             message = message.get("message") or jsonutil.dumps_str(message)
-        return f": {self.scrub(to_text(message))[:300]}" if message not in (None, "") else ""
+        return f": {self.redact(to_text(message))[:300]}" if message not in (None, "") else ""
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
