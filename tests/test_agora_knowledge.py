@@ -9,7 +9,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestServer
 
+from bridge.config import Settings
 from bridge.knowledge import (
     KnowledgeBase,
     KnowledgeError,
@@ -21,6 +23,7 @@ from bridge.knowledge import (
 from bridge.knowledge.__main__ import main as knowledge_command
 from bridge.knowledge.passages import MAX_CHARS, TARGET_CHARS, source_files
 from bridge.knowledge.text import index_text, query_terms
+from bridge.server import create_app
 from tests.conftest import FakeUpstream, log_lines
 
 
@@ -90,15 +93,19 @@ def test_index_is_built_when_missing_and_rebuilt_only_when_stale(tmp_path):
     assert ensure_index(folder, index).built
 
 
-async def test_a_broken_link_in_the_folder_is_a_clear_error(tmp_path, bridge, fake_upstream: FakeUpstream):
+async def test_a_broken_link_in_the_folder_is_a_clear_error(tmp_path, log_stream):
     folder, index = tmp_path / "kb", tmp_path / "index.sqlite3"
     write(folder, "a.md", "Alpha.")
     (folder / "gone.md").symlink_to(tmp_path / "missing.md")
     with pytest.raises(KnowledgeError, match="gone.md"):
         ensure_index(folder, index)
-    with pytest.raises(KnowledgeError, match="gone.md"):  # at start-up too: a message, not an OSError
-        await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1", "KNOWLEDGE_DIR": str(folder),
-                      "KNOWLEDGE_INDEX": str(index)})
+    settings = Settings.from_env({"KNOWLEDGE_DIR": str(folder), "KNOWLEDGE_INDEX": str(index)})
+    server = TestServer(create_app(settings, log_stream=log_stream), host="127.0.0.1")
+    try:
+        with pytest.raises(KnowledgeError, match="gone.md"):  # at start-up too: a message, not an OSError
+            await server.start_server()
+    finally:
+        await server.close()
 
 
 @pytest.fixture
