@@ -282,6 +282,29 @@ async def test_provider_error_text_never_carries_our_secrets(fake_upstream: Fake
     assert "Incorrect API key provided: [redacted]" in caught.value.message
 
 
+@pytest.mark.parametrize("body", [
+    {"error": {"code": "engine_overloaded", "type": "server_error"}},  # an error object without a message
+    {"error": {"msg": "engine_overloaded"}},
+    {"msg": "engine_overloaded"},
+])
+async def test_an_http_error_body_is_read_like_an_error_payload(body: dict, bridge, fake_upstream: FakeUpstream,
+                                                                tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, SYNC_CALL)
+    fake_upstream.handler = fakes.json_body(body, status=500)
+    client = await bridge({"UPSTREAM": spec, "UPSTREAM_BASE_URL": fake_upstream.url, "FALLBACK_TEXT": ""})
+    status, answer = await ask_form(client)
+    assert (status, answer["kind"]) == (502, "upstream_http")
+    assert "HTTP 500: " in answer["error"] and "engine_overloaded" in answer["error"]
+
+    fake_upstream.handler = fakes.json_body(body)  # the same error in a 200 answer
+    spec = write_spec(tmp_path, {**SYNC_CALL, "resp": [*SYNC_CALL["resp"], {"name": "error", "value": "error"}]})
+    if "error" in body:
+        client = await bridge({"UPSTREAM": spec, "UPSTREAM_BASE_URL": fake_upstream.url, "FALLBACK_TEXT": ""})
+        status, answer = await ask_form(client)
+        assert (status, answer["kind"]) == (502, "upstream_error")
+        assert "engine_overloaded" in answer["error"]
+
+
 async def test_the_specs_own_env_values_never_reach_an_error_text(bridge, fake_upstream: FakeUpstream,
                                                                   tmp_path: Path) -> None:
     account = "acct-9f8e7d6c5b4a"  # a name and a value the app-wide redactor does not recognise as secret

@@ -19,7 +19,7 @@ from bridge import jsonutil
 from bridge.events import Event, UpstreamError, parse_retry_after
 from bridge.redaction import Redactor
 from bridge.request import ChatRequest
-from bridge.specs.extract import AnswerReader, read_outputs, raise_for_error
+from bridge.specs.extract import AnswerReader, body_error, describe_error, raise_for_error, read_outputs
 from bridge.specs.framing import Frame, FramingError, make_parser
 from bridge.specs.model import CallSpec, HttpSpec, RespField, Spec
 from bridge.specs.outgoing import Outgoing, render_request
@@ -225,16 +225,16 @@ class SpecUpstream:
                 payload = jsonutil.loads(frames[0].data) if frames else None
             except (ValueError, FramingError):
                 payload = None
-        message: Any = None
-        if isinstance(payload, dict):
-            try:
-                values = read_outputs(resp, payload, None, ctx)
-            except UpstreamError:
-                values = {}
-            message = values.get("error") or values.get("error_code") or _generic_error(payload)
-        if isinstance(message, dict):
-            message = message.get("message") or jsonutil.dumps_str(message)
-        return f": {self.redact(to_text(message))[:300]}" if message not in (None, "") else ""
+        if not isinstance(payload, dict):
+            return ""
+        try:
+            values = read_outputs(resp, payload, None, ctx)
+        except UpstreamError:
+            values = {}
+        if values.get("error") in (None, "") and values.get("error_code") in (None, ""):
+            values = body_error(payload)
+        message = describe_error(values)
+        return f": {self.redact(message)[:300]}" if message else ""
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -253,13 +253,6 @@ class SpecUpstream:
             raise UpstreamError("upstream_config", f"spec {self.spec.name}: the upstream URL is invalid") from None
         except (aiohttp.ClientError, OSError):
             raise UpstreamError("upstream_connect", "could not connect to the upstream") from None
-
-
-def _generic_error(payload: dict[str, Any]) -> Any:
-    error = payload.get("error")
-    if isinstance(error, dict):
-        return error.get("message") or error.get("msg")
-    return error or payload.get("message") or payload.get("msg")
 
 
 def _json(data: str | bytes, what: str) -> Any:

@@ -48,14 +48,24 @@ def raise_for_error(values: dict[str, Any], scrub: Scrub, during: str = "") -> N
     """An `error` or `error_code` output means the provider reported a failure."""
     if "error" not in values and "error_code" not in values:
         return
+    detail = scrub(describe_error(values))[:300]
+    raise UpstreamError("upstream_error", f"upstream reported an error{during}: {detail}")
+
+
+def describe_error(values: dict[str, Any]) -> str:
+    """`<error_code>: <error>` from a payload's outputs; an error object gives its `message` or `msg`."""
+    parts = [to_text(values["error_code"])] if values.get("error_code") not in (None, "") else []
     error = values.get("error")
     if isinstance(error, dict):
         error = error.get("message") or error.get("msg") or jsonutil.dumps_str(error)
-    parts = [str(values["error_code"])] if "error_code" in values else []
     if error not in (None, ""):
         parts.append(to_text(error))
-    detail = scrub(": ".join(parts))[:300]
-    raise UpstreamError("upstream_error", f"upstream reported an error{during}: {detail}")
+    return ": ".join(parts)
+
+
+def body_error(payload: dict[str, Any]) -> dict[str, Any]:
+    """The error outputs of a body no `resp` output describes: its `error`, `message` or `msg`."""
+    return {"error": payload.get("error") or payload.get("message") or payload.get("msg")}
 
 
 class AnswerReader:
