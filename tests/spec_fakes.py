@@ -2,6 +2,8 @@
 
 Each builder returns a handler for `FakeUpstream.handler` (tests/conftest.py), which records
 the request the provider received. Bodies are written frame by frame, as providers do.
+`{key}` in a body is replaced by the credential the request carried, as providers that say
+"Incorrect API key provided: sk-..." do: tests then check the bridge never repeats it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,26 @@ def _dump(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
+async def credential(request: web.Request) -> str:
+    """The secret the request authenticated with: bearer token, x-api-key, ihcloud AK or form Token."""
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        return auth[len("Bearer "):]
+    if "x-api-key" in request.headers:
+        return request.headers["x-api-key"]
+    if "X-IHU-Authorization-V2" in request.headers:
+        return request.headers["X-IHU-Authorization-V2"].split("/")[1]
+    if request.content_type == "application/x-www-form-urlencoded":
+        token = (await request.post()).get("Token")
+        if isinstance(token, str) and token:
+            return token
+    return "(none)"
+
+
+async def _fill(text: str, request: web.Request) -> str:
+    return text.replace("{key}", await credential(request)) if "{key}" in text else text
+
+
 def raw_stream(frames: list[bytes | str], *, content_type: str = "text/event-stream",
                status: int = 200, headers: dict[str, str] | None = None) -> Handler:
     """Writes each frame as its own network write."""
@@ -27,7 +49,7 @@ def raw_stream(frames: list[bytes | str], *, content_type: str = "text/event-str
         response = web.StreamResponse(status=status, headers={"Content-Type": content_type, **(headers or {})})
         await response.prepare(request)
         for frame in frames:
-            await response.write(frame.encode() if isinstance(frame, str) else frame)
+            await response.write((await _fill(frame, request)).encode() if isinstance(frame, str) else frame)
         await response.write_eof()
         return response
 
@@ -36,7 +58,7 @@ def raw_stream(frames: list[bytes | str], *, content_type: str = "text/event-str
 
 def json_body(obj: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        return web.Response(text=_dump(obj), status=status, content_type="application/json", headers=headers)
+        return web.Response(text=await _fill(_dump(obj), request), status=status, content_type="application/json", headers=headers)
 
     return handler
 
@@ -166,7 +188,7 @@ def async_task(answer: str, *, running_polls: int = 0, fail: tuple[str, str] | N
             return web.json_response({"output": {"task_id": "task-42", "task_status": "RUNNING"}})
         if fail is not None:
             return web.json_response({"output": {"task_id": "task-42", "task_status": "FAILED",
-                                                 "code": fail[0], "message": fail[1]}})
+                                                 "code": fail[0], "message": await _fill(fail[1], request)}})
         return web.json_response({
             "output": {"task_id": "task-42", "task_status": "SUCCEEDED",
                        "choices": [{"finish_reason": "stop", "message": {"role": "assistant", "content": answer}}]},

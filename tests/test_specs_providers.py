@@ -147,38 +147,50 @@ class Case:
     base_path: str = ""
     text: str = TEXT
     first_request: Callable[[Recorded, str], None] | None = None
+    secret: str | None = KEY  # the credential the provider gets, and echoes in its error text ({key})
+    echoed: bool = True  # our error text carries the provider's text, so the echo shows up masked
 
 
 CASES = {
     "openai": Case("specs/openai.json", lambda: fakes.raw_stream([sse(text_chunks(PIECES, usage={
         "prompt_tokens": 21, "completion_tokens": 4, "total_tokens": 25}))]), check_openai, (21, 4),
-        lambda: fakes.openai_error(400, "max_tokens is too large"), 400, "upstream_bad_request"),
+        lambda: fakes.openai_error(400, "max_tokens is too large for key {key}"), 400, "upstream_bad_request"),
     "minimax": Case("minimax", lambda: fakes.minimax_stream(PIECES, 40), check_minimax, None,
-                    lambda: fakes.minimax_error(1004, "authorized error, check your key"), 502, "upstream_error",
+                    lambda: fakes.minimax_error(1004, "authorized error, check your key {key}"), 502, "upstream_error",
                     env={"UPSTREAM_API_KEY": KEY, "MINIMAX_GROUP_ID": "grp-1"}),
     "lingyi": Case("lingyi", lambda: fakes.lingyi_stream(PIECES), check_lingyi, None,
-                   lambda: fakes.lingyi_error(110, "Access token invalid or no longer valid"), 502, "upstream_error",
-                   env={"LINGYI_AK": "ak-lingyi", "LINGYI_SK": "sk-lingyi-secret"}),
+                   lambda: fakes.lingyi_error(110, "Access token of {key} invalid"), 502, "upstream_error",
+                   env={"LINGYI_AK": "ak-lingyi", "LINGYI_SK": "sk-lingyi-secret"}, secret="ak-lingyi"),
     "dashscope": Case("dashscope", lambda: fakes.dashscope_stream(PIECES), check_dashscope, (9, 4),
-                      lambda: fakes.dashscope_error(429, "Throttling.RateQuota", "Requests rate limit exceeded"),
+                      lambda: fakes.dashscope_error(429, "Throttling.RateQuota", "Rate limit exceeded for {key}"),
                       429, "upstream_rate_limited"),
     "dashscope-cumulative": Case(
         "dashscope:cumulative", lambda: fakes.dashscope_stream(PIECES, cumulative=True),
         lambda req, route: check_dashscope(req, route, incremental=False), (9, 4),
-        lambda: fakes.dashscope_error(401, "InvalidApiKey", "Invalid API-key provided."), 502, "upstream_auth"),
+        lambda: fakes.dashscope_error(401, "InvalidApiKey", "Invalid API-key provided: {key}"), 502, "upstream_auth",
+        echoed=False),  # an auth failure is reported without the provider's text
     "ollama": Case("ollama", lambda: fakes.ollama_stream(PIECES, 26, 4), check_ollama, (26, 4),
                    lambda: fakes.json_body({"error": "model 'model-x' not found"}, status=404), 502, "upstream_http",
-                   env={}),
+                   env={}, secret=None, echoed=False),  # no key configured, none to leak
     "anthropic": Case("anthropic", lambda: fakes.anthropic_stream(PIECES, 17, 5), check_anthropic, (17, 5),
-                      lambda: fakes.anthropic_error_event("overloaded_error", "Overloaded"), 502, "upstream_error"),
+                      lambda: fakes.anthropic_error_event("overloaded_error", "Overloaded ({key})"), 502,
+                      "upstream_error"),
     "alibaba-form": Case("alibaba-form", lambda: fakes.json_body({"Text": TEXT}), check_alibaba_form, None,
-                         lambda: fakes.json_body({"error": "internal"}, status=422), 400, "upstream_bad_request",
+                         lambda: fakes.json_body({"error": "bad token {key}"}, status=422), 400, "upstream_bad_request",
                          base_path="/ims/model"),
     "async-task": Case("async-task", lambda: fakes.async_task(TEXT), check_async, (12, 3),
-                       lambda: fakes.async_task(TEXT, fail=("DataInspectionFailed", "Input data may contain "
-                                                                   "inappropriate content.")),
+                       lambda: fakes.async_task(TEXT, fail=("DataInspectionFailed", "Input data of {key} may "
+                                                                   "contain inappropriate content.")),
                        502, "upstream_error", first_request=check_async_submit),
 }
+
+
+def check_no_secret(case: Case, text: str) -> None:
+    assert text
+    if case.secret is not None:
+        assert case.secret not in text
+    if case.echoed:
+        assert "[redacted]" in text, text  # the fake did echo the key, and it was masked
 
 
 def env_for(case: Case, fake: FakeUpstream, **extra: str) -> dict[str, str]:
@@ -248,7 +260,7 @@ async def test_provider_error_on_form_endpoint(name: str, bridge, fake_upstream:
     silent = await bridge(env_for(case, fake_upstream, FALLBACK_TEXT=""))
     status, body = await ask_form(silent)
     assert (status, body["kind"]) == (502, case.error_kind)
-    assert body["error"] and KEY not in body["error"]
+    check_no_secret(case, body["error"])
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -262,4 +274,4 @@ async def test_provider_error_on_openai_endpoint(name: str, bridge, fake_upstrea
     error = caught.value.body
     assert isinstance(error, dict) and set(error) == {"message", "type", "param", "code"}
     assert error["code"] == case.error_kind
-    assert KEY not in error["message"]
+    check_no_secret(case, error["message"])
