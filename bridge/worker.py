@@ -22,6 +22,11 @@ from gunicorn.workers import base
 
 from bridge.config import ConfigError, Settings
 
+try:  # imported here, in the master: a forked worker must reach its signal handlers quickly
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a pinned dependency on Linux
+    uvloop = None  # type: ignore[assignment]
+
 # gunicorn's exit status for "worker failed to boot": the master stops instead of respawning.
 WORKER_BOOT_ERROR = 3
 KEEPALIVE_TIMEOUT = 75.0  # aiohttp's default, as under `python app.py`; gunicorn's 2 s suits sync workers
@@ -32,11 +37,7 @@ class BridgeWorker(GunicornWebWorker):  # type: ignore[misc]
 
     def init_process(self) -> None:
         """Make the event loop GunicornWebWorker creates after the fork a uvloop one."""
-        try:
-            import uvloop
-        except ImportError:  # pragma: no cover - uvloop is a pinned dependency on Linux
-            pass
-        else:
+        if uvloop is not None:
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         super().init_process()
 

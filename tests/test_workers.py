@@ -42,21 +42,25 @@ async def start_gunicorn(env: dict[str, str]) -> asyncio.subprocess.Process:
 
 
 @asynccontextmanager
-async def gunicorn(env: dict[str, str]) -> AsyncIterator[tuple[asyncio.subprocess.Process, list[str]]]:
-    """Start gunicorn; yield once the master listens (it binds before forking the workers).
+async def gunicorn(env: dict[str, str]) -> AsyncIterator[tuple[asyncio.subprocess.Process, list[str], list[bytes]]]:
+    """Start gunicorn; yield once both workers have started their app.
 
-    The master's log lines read so far are in the yielded list; the rest follow at exit.
+    The master's log lines and the workers' JSON lines read so far are in the yielded lists.
     """
     proc = await start_gunicorn(env)
     lines: list[str] = []
+    out: list[bytes] = []
     try:
-        assert proc.stderr is not None
+        assert proc.stderr is not None and proc.stdout is not None
         async with asyncio.timeout(10):
             while not any("Listening at:" in line for line in lines):
                 line = (await proc.stderr.readline()).decode()
                 assert line, f"gunicorn exited before listening: {''.join(lines)}"
                 lines.append(line)
-        yield proc, lines
+            while sum(b'"event":"started"' in line for line in out) < 2:
+                out.append(await proc.stdout.readline())
+                assert out[-1], f"gunicorn exited before its workers started: {''.join(lines)}"
+        yield proc, lines, out
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -72,7 +76,8 @@ async def wait_for_log(stream: asyncio.StreamReader, event: str) -> dict[str, ob
             return entry  # type: ignore[no-any-return]
 
 
-async def stop(proc: asyncio.subprocess.Process, lines: list[str]) -> tuple[list[dict[str, object]], str]:
+async def stop(proc: asyncio.subprocess.Process, lines: list[str],
+               early: list[bytes]) -> tuple[list[dict[str, object]], str]:
     """SIGTERM gunicorn and wait for it; return the workers' JSON log lines and gunicorn's log."""
     if proc.returncode is None:
         proc.send_signal(signal.SIGTERM)
@@ -82,13 +87,14 @@ async def stop(proc: asyncio.subprocess.Process, lines: list[str]) -> tuple[list
         proc.kill()
         out, err = await proc.communicate()
         raise AssertionError("".join(lines) + err.decode() + out.decode()) from None
-    records = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    text = b"".join(early).decode() + out.decode()
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     return records, "".join(lines) + err.decode()
 
 
 async def test_two_workers_answer_both_endpoints_and_stop_cleanly_on_sigterm() -> None:
     port = free_port()
-    async with gunicorn(gunicorn_env(port, UPSTREAM="echo")) as (proc, lines):
+    async with gunicorn(gunicorn_env(port, UPSTREAM="echo")) as (proc, lines, early):
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
             form = {"Token": TOKEN, "Message": '[{"role": "user", "content": "form hello"}]'}
@@ -102,7 +108,7 @@ async def test_two_workers_answer_both_endpoints_and_stop_cleanly_on_sigterm() -
             text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
         assert text == "You said: stream hello"
 
-        records, log = await stop(proc, lines)
+        records, log = await stop(proc, lines, early)
     assert proc.returncode == 0, log
     assert log.count("Booting worker") == 2, log
     assert "Shutting down: Master" in log
@@ -125,7 +131,7 @@ async def test_sigterm_mid_stream_lets_a_worker_finish_the_stream(fake_upstream:
     fake_upstream.handler = two_halves
     port = free_port()
     env = gunicorn_env(port, OPENAI_BASE_URL=fake_upstream.url + "/v1", DRAIN_TIMEOUT="10")
-    async with gunicorn(env) as (proc, lines):
+    async with gunicorn(env) as (proc, lines, early):
         body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
         headers = {"Authorization": f"Bearer {TOKEN}"}
         async with aiohttp.ClientSession() as session:
@@ -139,7 +145,7 @@ async def test_sigterm_mid_stream_lets_a_worker_finish_the_stream(fake_upstream:
                         pass
                 release.set()  # the upstream finishes only after shutdown has begun
                 rest = await resp.content.read()
-        _, log = await stop(proc, lines)
+        _, log = await stop(proc, lines, early)
     assert b"second half" in rest and rest.endswith(b"data: [DONE]\n\n")
     assert proc.returncode == 0, log
 
