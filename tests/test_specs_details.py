@@ -21,7 +21,8 @@ from bridge.request import ChatRequest
 from bridge.upstreams import build_upstream
 from tests import spec_fakes as fakes
 from tests.conftest import FakeUpstream
-from tests.test_specs_providers import KEY, MESSAGES, MODEL, PIECES, TEXT, ask_form, ask_openai, sdk
+from tests.test_specs_providers import (KEY, MESSAGES, MODEL, PIECES, TEXT, ask_form, ask_openai,
+                                        lingyi_signature_ok, sdk)
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
@@ -200,6 +201,15 @@ async def test_a_dot_segment_from_request_input_is_refused(model: str, bridge, f
     assert caught.value.body["code"] == "upstream_bad_request"  # type: ignore[index]
     assert "calls.chat.path" in caught.value.message
     assert fake_upstream.requests == []  # never sent as /models/ask or /ask
+
+
+async def test_the_signed_path_is_the_path_sent(bridge, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.handler = fakes.lingyi_stream(PIECES)
+    client = await bridge({"UPSTREAM": "lingyi", "UPSTREAM_BASE_URL": fake_upstream.url + "/gw/%7Eteam",
+                           "LINGYI_AK": "ak-lingyi", "LINGYI_SK": "sk-lingyi-secret"})
+    assert await ask_form(client) == (200, {"Text": TEXT})
+    assert fake_upstream.last.path == "/gw/~team/api/01bot/sse-gateway/stream"
+    assert lingyi_signature_ok(fake_upstream.last, "ak-lingyi", "sk-lingyi-secret")  # signed "/gw/~team/..." too
 
 
 async def test_a_dot_task_id_from_the_provider_is_refused(bridge, fake_upstream: FakeUpstream) -> None:
