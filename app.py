@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import uvloop
 from aiohttp import web
 
 from bridge.config import ConfigError, Settings
@@ -27,6 +28,7 @@ def main() -> int:
         print=None,
         shutdown_timeout=settings.drain_timeout,  # SIGTERM: stop accepting, let streams finish
         handler_cancellation=True,  # a caller hanging up cancels the upstream at once
+        loop=uvloop.new_event_loop(),  # ~7% less CPU per stream, +12% streams/s (bench/README.md)
     )
     return 0
 

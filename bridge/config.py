@@ -46,6 +46,7 @@ class Settings:
     upstream: str = "echo"
     openai_base_url: str | None = None
     openai_api_key: str | None = None
+    openai_client: str = "aiohttp"
     upstream_base_url: str | None = None
     upstream_api_key: str | None = None
     upstream_model: str | None = None
@@ -103,6 +104,7 @@ class Settings:
             upstream=get.str("UPSTREAM") or default_upstream,
             openai_base_url=get.url("OPENAI_BASE_URL"),
             openai_api_key=openai_api_key,
+            openai_client=get.choice("OPENAI_CLIENT", ("AIOHTTP", "SDK"), "AIOHTTP").lower(),
             upstream_base_url=get.url("UPSTREAM_BASE_URL"),
             upstream_api_key=get.str("UPSTREAM_API_KEY"),
             upstream_model=get.str("UPSTREAM_MODEL"),

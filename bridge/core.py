@@ -3,8 +3,9 @@
 Both inbound protocols call `Bridge.stream`. It applies the history policy, enforces the
 deadlines (first token, idle gap, overall), retries once and then falls back to the next
 upstream, but only while nothing has been yielded: once a byte may have reached the
-caller, a failure is reported, never retried. Every successful stream it yields ends with
-one `Finish` and one `Usage` (estimated when the upstream gave none).
+caller, a failure is reported, never retried. It yields batches of events (what one
+upstream read delivered); every successful stream ends with one `Finish` and one `Usage`
+(estimated when the upstream gave none).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from bridge.config import Settings
-from bridge.events import Event, Finish, TextDelta, UpstreamError, Usage
+from bridge.deadline import Deadline
+from bridge.events import Batch, Finish, TextDelta, UpstreamError, Usage
 from bridge.metrics import Metrics
 from bridge.redaction import Redactor
 from bridge.request import ChatRequest, cap_history
@@ -56,20 +58,24 @@ class Bridge:
             request.model = s.upstream_model
         return request
 
-    async def stream(self, request: ChatRequest, record: LogRecord) -> AsyncIterator[Event]:
-        """Yield the answer's events; raise UpstreamError (redacted) or Overloaded."""
+    async def stream(self, request: ChatRequest, record: LogRecord) -> AsyncIterator[Batch]:
+        """Yield the answer as batches of events; raise UpstreamError (redacted) or Overloaded.
+
+        A batch is what one upstream read delivered: a renderer writes it to the caller in
+        one go, so nothing waits and no write is wasted.
+        """
         if self.in_flight >= self.settings.max_concurrency:
             raise Overloaded()
         self.in_flight += 1
         self.metrics.in_flight.inc()
         try:
-            async for event in self._with_fallbacks(request, record):
-                yield event
+            async for batch in self._with_fallbacks(request, record):
+                yield batch
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
 
-    async def _with_fallbacks(self, request: ChatRequest, record: LogRecord) -> AsyncIterator[Event]:
+    async def _with_fallbacks(self, request: ChatRequest, record: LogRecord) -> AsyncIterator[Batch]:
         loop = asyncio.get_running_loop()
         started = loop.time()
         overall = started + self.settings.total_timeout
@@ -81,9 +87,9 @@ class Bridge:
                 record["upstream"] = upstream.name
                 yielded = False
                 try:
-                    async for event in self._attempt(upstream, request, overall, record, started):
+                    async for batch in self._attempt(upstream, request, overall, record, started):
                         yielded = True
-                        yield event
+                        yield batch
                     return
                 except UpstreamError as exc:
                     exc.message = self.redact(exc.message)
@@ -106,62 +112,75 @@ class Bridge:
 
     async def _attempt(
         self, upstream: Upstream, request: ChatRequest, overall: float, record: LogRecord, started: float
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncIterator[Batch]:
         """One upstream call under the first-token, idle and overall deadlines."""
         loop = asyncio.get_running_loop()
         s = self.settings
-        events = upstream.stream(request)
+        items = upstream.stream(request)
         # Submit-and-poll upstreams deliver everything at once: they may ask for longer.
         ttft_timeout = max(s.ttft_timeout, getattr(upstream, "first_event_timeout", None) or 0.0)
-        deadline = min(loop.time() + ttft_timeout, overall)
+        deadline = Deadline(min(loop.time() + ttft_timeout, overall), grace=s.idle_timeout)
         waiting_for = f"no first token within {ttft_timeout:g}s"
         parts: list[str] = []
         finished = usage = False
         try:
             while True:
                 try:
-                    async with asyncio.timeout_at(deadline):
-                        event = await anext(events)
+                    item = await anext(items)
                 except StopAsyncIteration:
                     break
-                except TimeoutError:
-                    if deadline == overall:
+                except asyncio.CancelledError:
+                    if not deadline.absorb():
+                        raise
+                    if deadline.when >= overall:
                         waiting_for = f"answer exceeded {s.total_timeout:g}s"
                     raise UpstreamError("upstream_timeout", f"upstream timeout: {waiting_for}") from None
-                kind = type(event)
-                if kind is TextDelta:
-                    if not parts:
-                        ttft = loop.time() - started
-                        record["ttft_ms"] = round(ttft * 1000, 1)
-                        self.metrics.ttft.labels(request.route).observe(ttft)
-                    parts.append(event.text)  # type: ignore[union-attr]
-                elif kind is Finish:
-                    finished = True
-                elif kind is Usage:
-                    usage = True
-                    record["usage"] = event.as_dict()  # type: ignore[union-attr]
-                    if event.estimated:  # type: ignore[union-attr]
-                        record["usage_estimated"] = True
-                yield event
-                deadline = min(loop.time() + s.idle_timeout, overall)
+                batch: Batch = item if type(item) is list else [item]  # type: ignore[list-item]
+                for event in batch:
+                    kind = type(event)
+                    if kind is TextDelta:
+                        if not parts:
+                            ttft = loop.time() - started
+                            record["ttft_ms"] = round(ttft * 1000, 1)
+                            self.metrics.ttft.labels(request.route).observe(ttft)
+                        parts.append(event.text)  # type: ignore[union-attr]
+                    elif kind is Finish:
+                        finished = True
+                    elif kind is Usage:
+                        usage = True
+                        record["usage"] = event.as_dict()  # type: ignore[union-attr]
+                        if event.estimated:  # type: ignore[union-attr]
+                            record["usage_estimated"] = True
+                if not batch:
+                    continue
+                deadline.paused = True  # the caller's time is not the upstream's
+                yield batch
+                deadline.paused = False
+                deadline.when = min(loop.time() + s.idle_timeout, overall)
                 waiting_for = f"no data for {s.idle_timeout:g}s"
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
+            deadline.close()
+            await items.aclose()  # type: ignore[attr-defined]
+        tail: Batch = []
         if not finished:
-            yield Finish("stop")
+            tail.append(Finish("stop"))
         if not usage:
             estimate = Usage(
                 estimate_prompt_tokens(request.messages), estimate_tokens("".join(parts)), estimated=True
             )
             record["usage"] = estimate.as_dict()
             record["usage_estimated"] = True
-            yield estimate
+            tail.append(estimate)
+        if tail:
+            yield tail
 
-    async def fallback(self, request: ChatRequest, text: str) -> AsyncIterator[Event]:
+    async def fallback(self, request: ChatRequest, text: str) -> AsyncIterator[Batch]:
         """The spoken fallback phrase as an answer stream, for when every upstream failed."""
-        yield TextDelta(text)
-        yield Finish("stop")
-        yield Usage(estimate_prompt_tokens(request.messages), estimate_tokens(text), estimated=True)
+        yield [
+            TextDelta(text),
+            Finish("stop"),
+            Usage(estimate_prompt_tokens(request.messages), estimate_tokens(text), estimated=True),
+        ]
 
     async def aclose(self) -> None:
         """Close every upstream's connection pool."""

@@ -2,7 +2,9 @@
 
 A stream is a sequence of `TextDelta`, `ToolCallDelta`, `Usage`, `Finish` and `Metadata`
 events. It ends normally, or with an `UpstreamError` raised in place of the next event: a
-failure is an event the consumer cannot miss.
+failure is an event the consumer cannot miss. A driver may yield single events or a
+`Batch` (a list) of the events one network read delivered; the core passes batches on,
+so a renderer writes each read to the caller with one write.
 
 Events are small slotted classes: one is built per upstream chunk, so they stay cheap.
 """
@@ -65,6 +67,7 @@ class Metadata:
 
 
 Event = TextDelta | ToolCallDelta | Usage | Finish | Metadata
+Batch = list[Event]  # the events of one upstream read, delivered together
 
 
 class UpstreamError(Exception):

@@ -120,12 +120,18 @@ BridgeFactory = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture
-async def bridge(log_stream: io.StringIO) -> AsyncIterator[BridgeFactory]:
+def bridge_defaults() -> dict[str, str]:
+    """Environment every `bridge(...)` app starts with; a test module may override it."""
+    return {}
+
+
+@pytest.fixture
+async def bridge(log_stream: io.StringIO, bridge_defaults: dict[str, str]) -> AsyncIterator[BridgeFactory]:
     """`await bridge({"ENV": "value"})` starts the real app on 127.0.0.1 and returns a client."""
     clients: list[TestClient] = []
 
     async def make(env: dict[str, str] | None = None) -> TestClient:
-        app = create_app(Settings.from_env(env or {}), log_stream=log_stream)
+        app = create_app(Settings.from_env({**bridge_defaults, **(env or {})}), log_stream=log_stream)
         client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)

@@ -16,6 +16,12 @@ from tests.conftest import FakeUpstream, log_lines, sse, text_chunks
 
 FAST = {"UPSTREAM_TTFT_TIMEOUT": "0.3", "UPSTREAM_IDLE_TIMEOUT": "0.3", "UPSTREAM_TOTAL_TIMEOUT": "0.8"}
 USER = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(params=["aiohttp", "sdk"])
+def bridge_defaults(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Every fault test runs against both OpenAI drivers: the lean default and the SDK."""
+    return {"OPENAI_CLIENT": request.param}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

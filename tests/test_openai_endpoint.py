@@ -29,6 +29,12 @@ def sdk(client: Any, path: str = "/v1", token: str = TOKEN) -> openai.AsyncOpenA
 USER = [{"role": "user", "content": "hi"}]
 
 
+@pytest.fixture(params=["aiohttp", "sdk"])
+def bridge_defaults(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Every OpenAI endpoint test runs against both OpenAI drivers: the lean default and the SDK."""
+    return {"OPENAI_CLIENT": request.param}
+
+
 @pytest.mark.parametrize("base", ["/v1", ""])
 async def test_streaming_deltas_arrive_in_order(bridge, fake_upstream, base):
     client = await bridge(env_for(fake_upstream))

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from bridge import jsonutil
 from bridge.core import Overloaded
-from bridge.events import Event, UpstreamError
+from bridge.events import Batch, UpstreamError
 from bridge.inbound.openai_chat import SSE_HEADERS, accept_chat, fallback_answer, overloaded_reply, stream_reply
 from bridge.knowledge import Hit, KnowledgeBase, KnowledgeError, default_index_path, ensure_index
 from bridge.knowledge.text import has_cjk
@@ -135,22 +135,22 @@ def inject(messages: list[Message], text: str) -> list[Message]:
     return [*messages[:head], {"role": "system", "content": text}, *messages[head:]]
 
 
-async def spoken_fallback(state: AppState, chat: ChatRequest, events: AsyncIterator[Event],
-                          record: dict[str, object]) -> AsyncIterator[Event]:
+async def spoken_fallback(state: AppState, chat: ChatRequest, batches: AsyncIterator[Batch],
+                          record: dict[str, object]) -> AsyncIterator[Batch]:
     """Speak FALLBACK_TEXT when the upstream fails before answering, as `/chat/completions` does.
 
     (The waiting chunk has already started the response, so `stream_reply` alone would
     answer an error chunk instead.)
     """
     started = False
-    async with aclosing(events):  # type: ignore[type-var]
+    async with aclosing(batches):  # type: ignore[type-var]
         try:
-            async for event in events:
+            async for batch in batches:
                 started = True
-                yield event
+                yield batch
         except UpstreamError as exc:
             fallback = None if started else fallback_answer(state, chat, record, exc)
             if fallback is None:
                 raise
-            async for event in fallback:
-                yield event
+            async for batch in fallback:
+                yield batch

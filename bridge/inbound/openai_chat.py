@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bridge import jsonutil
 from bridge.core import Overloaded
-from bridge.events import Event, Finish, Metadata, TextDelta, ToolCallDelta, UpstreamError, Usage
+from bridge.events import Batch, Finish, Metadata, TextDelta, ToolCallDelta, UpstreamError, Usage
 from bridge.render.collect import Answer, collect
 from bridge.render.openai_chunks import DONE, ChunkEncoder, completion_object, error_body
 from bridge.request import ChatRequest, Message
@@ -107,7 +107,7 @@ async def collect_answer(state: AppState, chat: ChatRequest, record: dict[str, A
 
 
 def fallback_answer(state: AppState, chat: ChatRequest, record: dict[str, Any],
-                    exc: UpstreamError) -> AsyncIterator[Event] | None:
+                    exc: UpstreamError) -> AsyncIterator[Batch] | None:
     """Log an upstream failure; the FALLBACK_TEXT answer's events, or None when it is not set."""
     record["error_kind"] = exc.kind
     record["error"] = exc.message
@@ -119,33 +119,37 @@ def fallback_answer(state: AppState, chat: ChatRequest, record: dict[str, Any],
 
 
 async def stream_reply(
-    request: web.Request, state: AppState, chat: ChatRequest, events: AsyncIterator[Event],
+    request: web.Request, state: AppState, chat: ChatRequest, batches: AsyncIterator[Batch],
     response: web.StreamResponse | None = None,
 ) -> web.StreamResponse:
-    """Forward events as SSE chunks as they arrive; headers go out with the first one, unless
-    the caller passes a `response` it already prepared (and wrote leading chunks to)."""
+    """Forward events as SSE chunks as they arrive, each upstream read in one write; headers
+    go out with the first, unless the caller passes a `response` it already prepared."""
     record = log_record(request)
     encoder = ChunkEncoder(chat.model)
     usage: Usage | None = None
     try:
-        async with aclosing(events):
+        async with aclosing(batches):
             try:
-                async for event in events:
-                    kind = type(event)
-                    if kind is Usage:
-                        usage = event  # type: ignore[assignment]
+                async for batch in batches:
+                    out: list[bytes] = []
+                    for event in batch:
+                        kind = type(event)
+                        if kind is TextDelta:
+                            out.append(encoder.text(event.text))  # type: ignore[union-attr]
+                        elif kind is ToolCallDelta:
+                            out.append(encoder.tool_call(event))  # type: ignore[arg-type]
+                        elif kind is Finish:
+                            out.append(encoder.finish(event.reason))  # type: ignore[union-attr]
+                        elif kind is Usage:
+                            usage = event  # type: ignore[assignment]  # sent last, if asked for
+                        elif kind is Metadata:
+                            out.append(encoder.raw(event.payload))  # type: ignore[union-attr]
+                    if not out:
                         continue
                     if response is None:
                         response = web.StreamResponse(headers=SSE_HEADERS)
                         await response.prepare(request)
-                    if kind is TextDelta:
-                        await response.write(encoder.text(event.text))  # type: ignore[union-attr]
-                    elif kind is ToolCallDelta:
-                        await response.write(encoder.tool_call(event))  # type: ignore[arg-type]
-                    elif kind is Finish:
-                        await response.write(encoder.finish(event.reason))  # type: ignore[union-attr]
-                    elif kind is Metadata:
-                        await response.write(encoder.raw(event.payload))  # type: ignore[union-attr]
+                    await response.write(out[0] if len(out) == 1 else b"".join(out))
             except Overloaded as exc:
                 if response is None:
                     return overloaded_reply(record, exc)

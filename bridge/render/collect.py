@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bridge.events import Event, Finish, Metadata, TextDelta, ToolCallDelta, Usage
+from bridge.events import Batch, Event, Finish, Metadata, TextDelta, ToolCallDelta, Usage
 
 
 class Answer:
@@ -48,9 +48,10 @@ class Answer:
         call["function"]["arguments"] += delta.arguments
 
 
-async def collect(events: AsyncIterator[Event]) -> Answer:
-    """Consume `events` into an Answer (UpstreamError propagates)."""
+async def collect(batches: AsyncIterator[Batch]) -> Answer:
+    """Consume a stream of event batches into an Answer (UpstreamError propagates)."""
     answer = Answer()
-    async for event in events:
-        answer.add(event)
+    async for batch in batches:
+        for event in batch:
+            answer.add(event)
     return answer

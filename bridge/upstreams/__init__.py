@@ -25,14 +25,19 @@ def build_upstream(
     if name == "echo":
         return EchoUpstream()
     if name == "openai":
-        from bridge.upstreams.openai_compat import OpenAIUpstream
+        if settings.openai_client == "sdk":
+            from bridge.upstreams.openai_sdk import OpenAISDKUpstream
+
+            return OpenAISDKUpstream(
+                base_url=base_url or settings.openai_base_url, api_key=api_key or settings.openai_api_key,
+                model=model, connect_timeout=settings.connect_timeout, total_timeout=settings.total_timeout,
+            )
+        from bridge.upstreams.openai_http import OpenAIUpstream
 
         return OpenAIUpstream(
-            base_url=base_url or settings.openai_base_url,
-            api_key=api_key or settings.openai_api_key,
-            model=model,
-            connect_timeout=settings.connect_timeout,
-            total_timeout=settings.total_timeout,
+            base_url=base_url or settings.openai_base_url, api_key=api_key or settings.openai_api_key,
+            model=model, connect_timeout=settings.connect_timeout, total_timeout=settings.total_timeout,
+            max_connections=settings.max_concurrency,
         )
     from bridge.specs import build_spec_upstream
 

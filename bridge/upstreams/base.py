@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from bridge.events import Event
+from bridge.events import Batch, Event
 from bridge.request import ChatRequest
 
 
@@ -20,6 +20,6 @@ class Upstream(Protocol):
 
     name: str
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[Event]: ...
+    def stream(self, request: ChatRequest) -> AsyncIterator[Event | Batch]: ...
 
     async def aclose(self) -> None: ...

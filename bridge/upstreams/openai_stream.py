@@ -1,0 +1,77 @@
+"""Reading OpenAI Chat Completions SSE: `data:` lines into canonical events.
+
+Shared by both OpenAI drivers. Each `chat.completion.chunk` is parsed once with the fast
+JSON decoder straight into events; no intermediate objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge import jsonutil
+from bridge.events import Batch, Event, Finish, Metadata, TextDelta, ToolCallDelta, UpstreamError, Usage
+
+USAGE_OPTIONS = {"include_usage": True}
+
+
+def line_events(line: bytes) -> tuple[Batch, bool]:
+    """Events of one SSE line, and whether it was the `[DONE]` sentinel."""
+    if not line.startswith(b"data:"):
+        return [], False  # blank separators, comments, `event:` / `id:` fields
+    data = line[5:].strip()
+    if data == b"[DONE]":
+        return [], True
+    return chunk_events(parse_chunk(data)), False
+
+
+def parse_chunk(data: bytes) -> dict[str, Any]:
+    """One chunk's JSON object; anything else is a protocol error."""
+    try:
+        chunk = jsonutil.loads(data)
+    except ValueError:
+        raise UpstreamError("upstream_protocol", "upstream sent a stream line that is not JSON") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamError("upstream_protocol", "upstream sent a stream chunk that is not an object")
+    return chunk
+
+
+def chunk_events(chunk: dict[str, Any]) -> list[Event]:
+    """Canonical events of one chat.completion.chunk (only choice 0 is used).
+
+    Reasoning text (`reasoning_content`) is dropped: it is not meant to be spoken.
+    """
+    events: list[Event] = []
+    choices = chunk.get("choices")
+    if choices:
+        choice = choices[0]
+        delta = choice.get("delta")
+        if delta:
+            content = delta.get("content")
+            if content:
+                events.append(TextDelta(content))
+            tool_calls = delta.get("tool_calls")
+            if tool_calls:
+                events.extend(_tool_call(tc) for tc in tool_calls)
+        reason = choice.get("finish_reason")
+        if reason:
+            events.append(Finish(reason))
+    elif chunk.get("object") == "chat.completion.custom_metadata":
+        events.append(Metadata(chunk))
+    elif "error" in chunk:
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        raise UpstreamError("upstream_error", f"upstream reported an error mid-stream: {str(message)[:300]}")
+    usage = chunk.get("usage")
+    if usage:
+        events.append(Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)))
+    return events
+
+
+def _tool_call(tc: dict[str, Any]) -> ToolCallDelta:
+    function = tc.get("function") or {}
+    return ToolCallDelta(
+        index=int(tc.get("index") or 0),
+        id=tc.get("id"),
+        name=function.get("name"),
+        arguments=function.get("arguments") or "",
+    )
