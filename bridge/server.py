@@ -13,7 +13,7 @@ from bridge.auth import TokenChecker
 from bridge.config import Settings
 from bridge.core import Bridge
 from bridge.inbound.agora_audio import handle_audio, load_audio_clip
-from bridge.inbound.agora_rag import handle_rag, open_knowledge
+from bridge.inbound.agora_rag import build_knowledge, handle_rag, knowledge_opener
 from bridge.inbound.alibaba_form import handle_form
 from bridge.inbound.openai_chat import handle_chat
 from bridge.logs import configure_logging, get_logger
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None, *, log_stream: IO[str] | None =
     redact = Redactor(settings.secrets())
     configure_logging(settings.log_level, redact, log_stream)
     bridge = Bridge(settings, build_upstreams(settings), redact, Metrics())
+    knowledge = build_knowledge(settings)  # before serving: a broken KNOWLEDGE_DIR stops start-up
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[access_log],
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None, *, log_stream: IO[str] | None =
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.on_startup.append(_announce)
-    app.on_startup.append(open_knowledge)  # builds the index first if missing or stale
+    app.on_startup.append(knowledge_opener(knowledge))
     app.on_startup.append(load_audio_clip)
     app.on_shutdown.append(_start_draining)
     app.on_cleanup.append(_close_upstreams)

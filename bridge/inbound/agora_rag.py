@@ -13,17 +13,21 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from pathlib import Path
 
 from aiohttp import web
 
 from bridge import jsonutil
+from bridge.config import ConfigError, Settings
 from bridge.core import Overloaded
 from bridge.events import Batch, UpstreamError
-from bridge.inbound.openai_chat import SSE_HEADERS, accept_chat, fallback_answer, overloaded_reply, stream_reply
+from bridge.inbound.openai_chat import (
+    SSE_HEADERS, accept_chat, fallback_answer, overloaded_reply, stream_reply,
+)
 from bridge.knowledge import Hit, KnowledgeBase, KnowledgeError, default_index_path, ensure_index
+from bridge.knowledge.index import BuildResult
 from bridge.knowledge.text import has_cjk
 from bridge.logs import get_logger
 from bridge.request import ChatRequest, Message
@@ -37,20 +41,32 @@ CONTEXT_PREAMBLE = (
 )
 
 
-async def open_knowledge(app: web.Application) -> None:
-    """Start-up: build the index if missing or stale (in a thread), then open it."""
-    settings = app[STATE].settings
+def build_knowledge(settings: Settings) -> BuildResult | None:
+    """Start-up: build the index if missing or stale; a problem is a ConfigError naming KNOWLEDGE_DIR."""
     if settings.knowledge_dir is None:
-        return
+        return None
     folder = Path(settings.knowledge_dir)
     index = Path(settings.knowledge_index) if settings.knowledge_index else default_index_path(folder)
-    result = await asyncio.to_thread(ensure_index, folder, index)
-    app[KNOWLEDGE] = await asyncio.to_thread(KnowledgeBase, result.path)
-    log = get_logger()
-    log.info("knowledge_ready", index=str(result.path), passages=result.passages, built=result.built,
-             seconds=round(result.seconds, 3))
-    if result.passages == 0:
-        log.warning("knowledge_empty", detail=f"no .md or .txt passages in KNOWLEDGE_DIR={folder}")
+    try:
+        return ensure_index(folder, index)
+    except KnowledgeError as exc:
+        raise ConfigError(f"KNOWLEDGE_DIR: {exc}") from None
+
+
+def knowledge_opener(result: BuildResult | None) -> Callable[[web.Application], Awaitable[None]]:
+    """An on_startup hook that opens the index `build_knowledge` made (nothing without one)."""
+
+    async def open_knowledge(app: web.Application) -> None:
+        if result is None:
+            return
+        app[KNOWLEDGE] = await asyncio.to_thread(KnowledgeBase, result.path)
+        log = get_logger()
+        log.info("knowledge_ready", index=str(result.path), passages=result.passages, built=result.built,
+                 seconds=round(result.seconds, 3))
+        if result.passages == 0:
+            log.warning("knowledge_empty", detail=f"no .md or .txt passages in KNOWLEDGE_DIR={result.path}")
+
+    return open_knowledge
 
 
 async def handle_rag(request: web.Request) -> web.StreamResponse:
