@@ -87,6 +87,31 @@ class FakeUpstream:
             self.disconnected.set()
             raise
 
+    def hold(self, release: asyncio.Event, arrived: asyncio.Event | None = None) -> None:
+        """Answer as usual, but only once `release` is set; `arrived` is set when a request comes."""
+
+        async def held(request: web.Request) -> web.StreamResponse:
+            if arrived is not None:
+                arrived.set()
+            await release.wait()
+            return await self.stream_openai(request)
+
+        self.handler = held
+
+    def pause_midway(self, release: asyncio.Event) -> None:
+        """Stream "first half", then " second half" and the end only once `release` is set."""
+
+        async def two_halves(request: web.Request) -> web.StreamResponse:
+            chunks = text_chunks(["first half", " second half"])
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(sse(chunks[:2], done=False))
+            await release.wait()
+            await response.write(sse(chunks[2:]))
+            return response
+
+        self.handler = two_halves
+
     async def stream_openai(self, request: web.Request) -> web.StreamResponse:
         usage = {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})

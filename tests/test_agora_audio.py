@@ -197,12 +197,7 @@ async def test_a_long_answer_gets_all_its_audio(bridge, fake_upstream):
 async def test_a_full_bridge_is_a_503(bridge, fake_upstream):
     arrived, release = asyncio.Event(), asyncio.Event()
 
-    async def held(request: web.Request) -> web.StreamResponse:
-        arrived.set()
-        await release.wait()
-        return await fake_upstream.stream_openai(request)
-
-    fake_upstream.handler = held
+    fake_upstream.hold(release, arrived)
     client = await bridge(env_for(fake_upstream, MAX_CONCURRENCY="1"))
     first = asyncio.create_task(audio_chunks(client))
     try:

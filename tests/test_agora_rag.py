@@ -215,12 +215,7 @@ async def test_wrong_token_is_401(bridge, fake_upstream, knowledge):
 async def test_a_full_bridge_answers_503_before_the_waiting_phrase(bridge, fake_upstream, knowledge):
     arrived, release = asyncio.Event(), asyncio.Event()
 
-    async def held(request: web.Request) -> web.StreamResponse:
-        arrived.set()
-        await release.wait()
-        return await fake_upstream.stream_openai(request)
-
-    fake_upstream.handler = held
+    fake_upstream.hold(release, arrived)
     client = await bridge(env_for(fake_upstream, knowledge, MAX_CONCURRENCY="1"))
     first = asyncio.create_task(ask(client, "What is your refund policy?"))
     try:

@@ -179,12 +179,7 @@ async def test_concurrency_cap_gives_503_with_retry_after(bridge, fake_upstream)
     release = asyncio.Event()
     entered = asyncio.Event()
 
-    async def held(request: web.Request) -> web.StreamResponse:
-        entered.set()
-        await release.wait()
-        return await fake_upstream.stream_openai(request)
-
-    fake_upstream.handler = held
+    fake_upstream.hold(release, entered)
     client = await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1", "MAX_CONCURRENCY": "1"})
     first = asyncio.ensure_future(client.post("/", data={"Message": "hi"}))
     await asyncio.wait_for(entered.wait(), 5)

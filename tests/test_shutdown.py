@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
-from tests.conftest import FakeUpstream, sse, text_chunks
+from tests.conftest import FakeUpstream
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,16 +52,7 @@ async def wait_until_listening(port: int) -> None:
 async def test_sigterm_mid_stream_lets_the_stream_finish(fake_upstream: FakeUpstream) -> None:
     release = asyncio.Event()
 
-    async def two_halves(request: web.Request) -> web.StreamResponse:
-        chunks = text_chunks(["first half", " second half"])
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(sse(chunks[:2], done=False))
-        await release.wait()
-        await response.write(sse(chunks[2:]))
-        return response
-
-    fake_upstream.handler = two_halves
+    fake_upstream.pause_midway(release)
     port = free_port()
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "OPENAI_BASE_URL": fake_upstream.url + "/v1",
            "DRAIN_TIMEOUT": "10", "LOG_LEVEL": "INFO"}

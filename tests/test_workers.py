@@ -14,9 +14,8 @@ from pathlib import Path
 
 import aiohttp
 import openai
-from aiohttp import web
 
-from tests.conftest import FakeUpstream, sse, text_chunks
+from tests.conftest import FakeUpstream
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "workers-test-token"
@@ -119,16 +118,7 @@ async def test_two_workers_answer_both_endpoints_and_stop_cleanly_on_sigterm() -
 async def test_sigterm_mid_stream_lets_a_worker_finish_the_stream(fake_upstream: FakeUpstream) -> None:
     release = asyncio.Event()
 
-    async def two_halves(request: web.Request) -> web.StreamResponse:
-        chunks = text_chunks(["first half", " second half"])
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(sse(chunks[:2], done=False))
-        await release.wait()
-        await response.write(sse(chunks[2:]))
-        return response
-
-    fake_upstream.handler = two_halves
+    fake_upstream.pause_midway(release)
     port = free_port()
     env = gunicorn_env(port, OPENAI_BASE_URL=fake_upstream.url + "/v1", DRAIN_TIMEOUT="10")
     async with gunicorn(env) as (proc, lines, early):
