@@ -90,25 +90,25 @@ class Settings:
         """Build settings from `env` (default: os.environ); raise ConfigError on bad values."""
         env = dict(os.environ if env is None else env)
         get = _Reader(env)
-        openai_base_url = get.str("OPENAI_BASE_URL")
-        openai_api_key = get.str("OPENAI_API_KEY")
+        openai_base_url = get.text("OPENAI_BASE_URL")
+        openai_api_key = get.text("OPENAI_API_KEY")
         default_upstream = "openai" if (openai_base_url or openai_api_key) else "echo"
         # FALLBACK_TEXT unset: the form endpoint speaks the default phrase, the OpenAI endpoint
         # answers an error. Set: both speak it. Set but empty: neither does.
-        fallback_text = get.str("FALLBACK_TEXT")
+        fallback_text = get.text("FALLBACK_TEXT")
         form_fallback = fallback_text if "FALLBACK_TEXT" in env else DEFAULT_FALLBACK_TEXT
         return cls(
-            host=get.str("HOST") or "0.0.0.0",
+            host=get.text("HOST") or "0.0.0.0",
             port=get.number("PORT", int, 8080, lo=1, hi=65535),
-            tokens=tuple(t.strip() for t in (get.str("BRIDGE_TOKENS") or "").split(",") if t.strip()),
-            upstream=get.str("UPSTREAM") or default_upstream,
+            tokens=tuple(t.strip() for t in (get.text("BRIDGE_TOKENS") or "").split(",") if t.strip()),
+            upstream=get.text("UPSTREAM") or default_upstream,
             openai_base_url=get.url("OPENAI_BASE_URL"),
             openai_api_key=openai_api_key,
             openai_client=get.choice("OPENAI_CLIENT", ("AIOHTTP", "SDK"), "AIOHTTP").lower(),
             upstream_base_url=get.url("UPSTREAM_BASE_URL"),
-            upstream_api_key=get.str("UPSTREAM_API_KEY"),
-            upstream_model=get.str("UPSTREAM_MODEL"),
-            system_prompt=get.str("SYSTEM_PROMPT"),
+            upstream_api_key=get.text("UPSTREAM_API_KEY"),
+            upstream_model=get.text("UPSTREAM_MODEL"),
+            system_prompt=get.text("SYSTEM_PROMPT"),
             max_history=get.number("MAX_HISTORY", int, 20, lo=1, hi=1000),
             log_level=get.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
             max_body_bytes=get.number("MAX_BODY_BYTES", int, 4 * 1024 * 1024, lo=1024, hi=1 << 30),
@@ -117,11 +117,11 @@ class Settings:
             ttft_timeout=get.number("UPSTREAM_TTFT_TIMEOUT", float, 10.0, lo=0.01, hi=600),
             idle_timeout=get.number("UPSTREAM_IDLE_TIMEOUT", float, 15.0, lo=0.01, hi=600),
             total_timeout=get.number("UPSTREAM_TOTAL_TIMEOUT", float, 120.0, lo=0.01, hi=3600),
-            fallbacks=_parse_fallbacks(get.str("UPSTREAM_FALLBACKS")),
+            fallbacks=_parse_fallbacks(get.text("UPSTREAM_FALLBACKS")),
             form_fallback_text=form_fallback,
             openai_fallback_text=fallback_text,
             drain_timeout=get.number("DRAIN_TIMEOUT", float, 25.0, lo=0, hi=3600),
-            metrics_token=get.str("METRICS_TOKEN"),
+            metrics_token=get.text("METRICS_TOKEN"),
             **_agora_settings(get),
             env=env,
         )
@@ -138,12 +138,12 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
 
-    def str(self, name: str) -> str | None:
+    def text(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()
         return value or None
 
     def number(self, name: str, kind: Callable[[str], T], default: T, *, lo: float, hi: float) -> T:
-        raw = self.str(name)
+        raw = self.text(name)
         if raw is None:
             return default
         try:
@@ -155,13 +155,13 @@ class _Reader:
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
-        raw = (self.str(name) or default).upper()
+        raw = (self.text(name) or default).upper()
         if raw not in choices:
             raise ConfigError(f"{name}: must be one of {', '.join(choices)}, got {raw!r}")
         return raw
 
     def url(self, name: str) -> str | None:
-        raw = self.str(name)
+        raw = self.text(name)
         if raw is not None:
             check_url(name, raw)
         return raw
@@ -202,13 +202,13 @@ def _parse_fallbacks(raw: str | None) -> tuple[FallbackUpstream, ...]:
 
 def _agora_settings(get: _Reader) -> dict[str, Any]:
     """KNOWLEDGE_*, RAG_* and AUDIO_* for Agora's retrieval and audio routes."""
-    knowledge_dir, knowledge_index = get.str("KNOWLEDGE_DIR"), get.str("KNOWLEDGE_INDEX")
+    knowledge_dir, knowledge_index = get.text("KNOWLEDGE_DIR"), get.text("KNOWLEDGE_INDEX")
     if knowledge_dir is not None and not os.path.isdir(knowledge_dir):
         raise ConfigError(f"KNOWLEDGE_DIR: {knowledge_dir!r} is not a directory")
     if knowledge_index is not None and knowledge_dir is None:
         raise ConfigError("KNOWLEDGE_INDEX: set KNOWLEDGE_DIR too (the folder the index is built from)")
-    phrases = tuple(p.strip() for p in (get.str("RAG_WAITING_PHRASES") or "").split("|") if p.strip())
-    transcript, pcm = get.str("AUDIO_TRANSCRIPT_FILE"), get.str("AUDIO_PCM_FILE")
+    phrases = tuple(p.strip() for p in (get.text("RAG_WAITING_PHRASES") or "").split("|") if p.strip())
+    transcript, pcm = get.text("AUDIO_TRANSCRIPT_FILE"), get.text("AUDIO_PCM_FILE")
     if (transcript is None) != (pcm is None):
         raise ConfigError("AUDIO_TRANSCRIPT_FILE and AUDIO_PCM_FILE: set both (a transcript and its PCM) or neither")
     for name, path in (("AUDIO_TRANSCRIPT_FILE", transcript), ("AUDIO_PCM_FILE", pcm)):

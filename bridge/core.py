@@ -11,7 +11,7 @@ upstream read delivered); every successful stream ends with one `Finish` and one
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 from bridge.config import Settings
@@ -58,7 +58,7 @@ class Bridge:
             request.model = s.upstream_model
         return request
 
-    async def stream(self, request: ChatRequest, record: LogRecord) -> AsyncIterator[Batch]:
+    async def stream(self, request: ChatRequest, record: LogRecord) -> AsyncGenerator[Batch, None]:
         """Yield the answer as batches of events; raise UpstreamError (redacted) or Overloaded.
 
         A batch is what one upstream read delivered: a renderer writes it to the caller in
@@ -174,7 +174,7 @@ class Bridge:
         if tail:
             yield tail
 
-    async def fallback(self, request: ChatRequest, text: str) -> AsyncIterator[Batch]:
+    async def fallback(self, request: ChatRequest, text: str) -> AsyncGenerator[Batch, None]:
         """The spoken fallback phrase as an answer stream, for when every upstream failed."""
         yield [
             TextDelta(text),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import IO, Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -15,7 +15,7 @@ from bridge.redaction import MASK, Redactor
 _SECRET_KEYS = frozenset({"authorization", "token", "api_key", "apikey", "password", "secret", "x-api-key"})
 
 
-def configure_logging(level: str, redact: Redactor, stream: IO[str] | None = None) -> None:
+def configure_logging(level: str, redact: Redactor, stream: TextIO | None = None) -> None:
     """Route structlog to `stream` (default stdout) as JSON lines at `level`."""
 
     def mask(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

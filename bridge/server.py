@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import IO
+from typing import TextIO
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from bridge import jsonutil
 from bridge.auth import TokenChecker
@@ -49,7 +50,7 @@ _CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
 @web.middleware
-async def access_log(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Write one log line per request; turn HTTP and unexpected errors into JSON bodies."""
     record: dict[str, object] = {}
     request[LOG] = record
@@ -97,7 +98,7 @@ async def access_log(request: web.Request, handler: web.Handler) -> web.StreamRe
         )
 
 
-def create_app(settings: Settings | None = None, *, log_stream: IO[str] | None = None) -> web.Application:
+def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = None) -> web.Application:
     """Build the application; raises ConfigError when the configuration is invalid."""
     settings = settings or Settings.from_env()
     redact = Redactor(settings.secrets())

@@ -53,7 +53,7 @@ class BridgeWorker(GunicornWebWorker):  # type: ignore[misc]
     def load_wsgi(self) -> None:
         """Import the app factory gunicorn is pointed at (`bridge.server:create_app`), serve it our way."""
         super().load_wsgi()
-        self.app_factory: Callable[[Settings], web.Application] = self.wsgi
+        self.app_factory: Callable[[Settings], web.Application] = self.wsgi  # type: ignore[has-type]
         self.wsgi = self.make_runner
 
     async def make_runner(self) -> web.AppRunner:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from pathlib import Path
 
@@ -151,15 +151,15 @@ def inject(messages: list[Message], text: str) -> list[Message]:
     return [*messages[:head], {"role": "system", "content": text}, *messages[head:]]
 
 
-async def spoken_fallback(state: AppState, chat: ChatRequest, batches: AsyncIterator[Batch],
-                          record: dict[str, object]) -> AsyncIterator[Batch]:
+async def spoken_fallback(state: AppState, chat: ChatRequest, batches: AsyncGenerator[Batch, None],
+                          record: dict[str, object]) -> AsyncGenerator[Batch, None]:
     """Speak FALLBACK_TEXT when the upstream fails before answering, as `/chat/completions` does.
 
     (The waiting chunk has already started the response, so `stream_reply` alone would
     answer an error chunk instead.)
     """
     started = False
-    async with aclosing(batches):  # type: ignore[type-var]
+    async with aclosing(batches):
         try:
             async for batch in batches:
                 started = True

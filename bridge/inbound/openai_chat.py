@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -107,7 +107,7 @@ async def collect_answer(state: AppState, chat: ChatRequest, record: dict[str, A
 
 
 def fallback_answer(state: AppState, chat: ChatRequest, record: dict[str, Any],
-                    exc: UpstreamError) -> AsyncIterator[Batch] | None:
+                    exc: UpstreamError) -> AsyncGenerator[Batch, None] | None:
     """Log an upstream failure; the FALLBACK_TEXT answer's events, or None when it is not set."""
     record["error_kind"] = exc.kind
     record["error"] = exc.message
@@ -119,7 +119,7 @@ def fallback_answer(state: AppState, chat: ChatRequest, record: dict[str, Any],
 
 
 async def stream_reply(
-    request: web.Request, state: AppState, chat: ChatRequest, batches: AsyncIterator[Batch],
+    request: web.Request, state: AppState, chat: ChatRequest, batches: AsyncGenerator[Batch, None],
     response: web.StreamResponse | None = None,
 ) -> web.StreamResponse:
     """Forward events as SSE chunks as they arrive, each upstream read in one write; headers

@@ -47,7 +47,7 @@ class OpenAISDKUpstream:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Batch]:
         try:
-            async with self._create(
+            async with self._create(  # type: ignore[call-overload]
                 model=self.model or request.model,
                 messages=request.messages,  # type: ignore[arg-type]
                 stream=True,
