@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from bridge import jsonutil
-from bridge.events import Batch, Finish, UpstreamError, parse_retry_after
+from bridge.events import Batch, UpstreamError, parse_retry_after
 from bridge.request import ChatRequest
-from bridge.upstreams.openai_stream import USAGE_OPTIONS, line_events
+from bridge.upstreams.openai_stream import USAGE_OPTIONS, ChunkReader
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MAX_ERROR_BODY = 64 * 1024
@@ -61,30 +61,15 @@ class OpenAIUpstream:
             async with self._client().post(self.url, data=jsonutil.dumps(body), headers=self.headers) as response:
                 if response.status >= 400:
                     raise await _status_error(response)
-                finished = False
-                pending = b""
+                reader = ChunkReader()
                 async for data in response.content.iter_any():
-                    lines = (pending + data).split(b"\n")
-                    pending = lines.pop()
-                    batch: Batch = []
-                    done = False
-                    for line in lines:
-                        try:
-                            events, done = line_events(line)
-                        except UpstreamError:
-                            if batch:
-                                yield batch  # what came before the bad line still reaches the caller
-                            raise
-                        batch += events
-                        if done:
-                            break
+                    batch = reader.feed(data)
                     if batch:
-                        finished = finished or any(type(e) is Finish for e in batch)
                         yield batch
-                    if done:
+                    reader.check()
+                    if reader.done:
                         return
-                if not finished:
-                    raise UpstreamError("upstream_protocol", "upstream stream ended before the answer was complete")
+                reader.check_complete()
         except aiohttp.ClientConnectorError:
             raise UpstreamError("upstream_connect", "could not connect to the upstream") from None
         except aiohttp.ConnectionTimeoutError:

@@ -14,9 +14,9 @@ import aiohttp
 import httpx2
 import openai
 
-from bridge.events import Batch, Finish, UpstreamError, parse_retry_after
+from bridge.events import Batch, UpstreamError, parse_retry_after
 from bridge.request import ChatRequest
-from bridge.upstreams.openai_stream import USAGE_OPTIONS, line_events
+from bridge.upstreams.openai_stream import USAGE_OPTIONS, ChunkReader
 
 
 class OpenAISDKUpstream:
@@ -54,16 +54,15 @@ class OpenAISDKUpstream:
                 stream_options=USAGE_OPTIONS,  # type: ignore[arg-type]
                 extra_body=request.params or None,
             ) as response:
-                finished = False
-                async for line in response.iter_lines():
-                    batch, done = line_events(line.encode())
+                reader = ChunkReader()
+                async for data in response.iter_bytes():
+                    batch = reader.feed(data)
                     if batch:
-                        finished = finished or any(type(e) is Finish for e in batch)
                         yield batch
-                    if done:
+                    reader.check()
+                    if reader.done:
                         return
-                if not finished:
-                    raise UpstreamError("upstream_protocol", "upstream stream ended before the answer was complete")
+                reader.check_complete()
         except openai.APIStatusError as exc:
             detail = f": {exc.message[:300]}" if exc.message else ""
             retry_after = parse_retry_after(exc.response.headers.get("retry-after"))

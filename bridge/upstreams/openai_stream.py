@@ -14,6 +14,50 @@ from bridge.events import Batch, Event, Finish, Metadata, TextDelta, ToolCallDel
 USAGE_OPTIONS = {"include_usage": True}
 
 
+class ChunkReader:
+    """Turns the bytes of an OpenAI SSE stream, as they arrive, into event batches.
+
+    `feed` returns the events of every complete line in what has arrived so far. A bad
+    line ends the stream, but what came before it still reaches the caller: the error is
+    raised by `check` after the batch has been yielded.
+    """
+
+    __slots__ = ("pending", "done", "finished", "error")
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.done = False  # `[DONE]` seen
+        self.finished = False  # a finish_reason seen
+        self.error: UpstreamError | None = None
+
+    def feed(self, data: bytes) -> Batch:
+        lines = (self.pending + data).split(b"\n")
+        self.pending = lines.pop()
+        batch: Batch = []
+        for line in lines:
+            try:
+                events, self.done = line_events(line)
+            except UpstreamError as exc:
+                self.error = exc
+                break
+            batch += events
+            if self.done:
+                break
+        if not self.finished:
+            self.finished = any(type(e) is Finish for e in batch)
+        return batch
+
+    def check(self) -> None:
+        """Raise the error a bad line left, if any."""
+        if self.error is not None:
+            raise self.error
+
+    def check_complete(self) -> None:
+        """At the end of the body: an answer with neither [DONE] nor a finish_reason was cut."""
+        if not (self.done or self.finished):
+            raise UpstreamError("upstream_protocol", "upstream stream ended before the answer was complete")
+
+
 def line_events(line: bytes) -> tuple[Batch, bool]:
     """Events of one SSE line, and whether it was the `[DONE]` sentinel."""
     if not line.startswith(b"data:"):
