@@ -11,7 +11,8 @@ upstream read delivered); every successful stream ends with one `Finish` and one
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 from bridge.config import Settings
@@ -69,13 +70,14 @@ class Bridge:
         self.in_flight += 1
         self.metrics.in_flight.inc()
         try:
-            async for batch in self._with_fallbacks(request, record):
-                yield batch
+            async with aclosing(self._with_fallbacks(request, record)) as batches:
+                async for batch in batches:
+                    yield batch
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
 
-    async def _with_fallbacks(self, request: ChatRequest, record: LogRecord) -> AsyncIterator[Batch]:
+    async def _with_fallbacks(self, request: ChatRequest, record: LogRecord) -> AsyncGenerator[Batch, None]:
         loop = asyncio.get_running_loop()
         started = loop.time()
         overall = started + self.settings.total_timeout
@@ -87,9 +89,10 @@ class Bridge:
                 record["upstream"] = upstream.name
                 yielded = False
                 try:
-                    async for batch in self._attempt(upstream, request, overall, record, started):
-                        yielded = True
-                        yield batch
+                    async with aclosing(self._attempt(upstream, request, overall, record, started)) as batches:
+                        async for batch in batches:
+                            yielded = True
+                            yield batch
                     return
                 except UpstreamError as exc:
                     exc.message = self.redact(exc.message)
@@ -112,7 +115,7 @@ class Bridge:
 
     async def _attempt(
         self, upstream: Upstream, request: ChatRequest, overall: float, record: LogRecord, started: float
-    ) -> AsyncIterator[Batch]:
+    ) -> AsyncGenerator[Batch, None]:
         """One upstream call under the first-token, idle and overall deadlines."""
         loop = asyncio.get_running_loop()
         s = self.settings
@@ -156,7 +159,7 @@ class Bridge:
                 deadline.paused = True  # the caller's time is not the upstream's
                 yield batch
                 deadline.paused = False
-                deadline.when = min(loop.time() + s.idle_timeout, overall)
+                deadline.move(min(loop.time() + s.idle_timeout, overall))
                 waiting_for = f"no data for {s.idle_timeout:g}s"
         finally:
             deadline.close()

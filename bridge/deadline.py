@@ -14,16 +14,26 @@ import asyncio
 class Deadline:
     """Cancels the current task when `when` passes while not paused (see `expired`)."""
 
-    __slots__ = ("loop", "task", "when", "paused", "expired", "_grace", "_handle")
+    __slots__ = ("loop", "task", "when", "paused", "expired", "_grace", "_handle", "_cancelling")
 
     def __init__(self, when: float, grace: float) -> None:
         self.loop = asyncio.get_running_loop()
-        self.task = asyncio.current_task()
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
         self.when = when
         self.paused = False
         self.expired = False
         self._grace = grace  # how long a paused deadline waits before looking again
+        self._cancelling = task.cancelling()
         self._handle = self.loop.call_at(when, self._check)
+
+    def move(self, when: float) -> None:
+        """Set a new deadline; the timer is re-armed only if it would now fire too late."""
+        self.when = when
+        if when < self._handle.when():
+            self._handle.cancel()
+            self._handle = self.loop.call_at(when, self._check)
 
     def _check(self) -> None:
         now = self.loop.time()
@@ -31,15 +41,15 @@ class Deadline:
             self._handle = self.loop.call_at(now + self._grace if self.paused else self.when, self._check)
             return
         self.expired = True
-        assert self.task is not None
         self.task.cancel()
 
     def absorb(self) -> bool:
-        """After a CancelledError: True (and the cancel undone) if this deadline caused it."""
-        if self.expired and self.task is not None:
-            self.task.uncancel()
-            return True
-        return False
+        """After a CancelledError: True (and the cancel undone) if this deadline alone caused it.
+
+        If someone else cancelled the task too (the caller hung up in the same loop pass),
+        the cancellation stands, as with `asyncio.timeout`.
+        """
+        return self.expired and self.task.uncancel() <= self._cancelling
 
     def close(self) -> None:
         self._handle.cancel()

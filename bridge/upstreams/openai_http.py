@@ -8,6 +8,7 @@ remains for those who want it (`OPENAI_CLIENT=sdk`); bench/README.md has the mea
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -19,6 +20,7 @@ from bridge.upstreams.openai_stream import USAGE_OPTIONS, ChunkReader
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MAX_ERROR_BODY = 64 * 1024
+DRAIN_AFTER_DONE = 0.1  # seconds to wait for the end of the body after [DONE]
 
 
 class OpenAIUpstream:
@@ -68,7 +70,12 @@ class OpenAIUpstream:
                         yield batch
                     reader.check()
                     if reader.done:
+                        await _finish_body(response)
                         return
+                batch = reader.flush()
+                if batch:
+                    yield batch
+                reader.check()
                 reader.check_complete()
         except aiohttp.ClientConnectorError:
             raise UpstreamError("upstream_connect", "could not connect to the upstream") from None
@@ -86,7 +93,12 @@ class OpenAIUpstream:
 
 async def _status_error(response: aiohttp.ClientResponse) -> UpstreamError:
     """An UpstreamError for an HTTP error answer, with the provider's message when it gave one."""
-    raw = await response.content.read(MAX_ERROR_BODY)
+    raw = b""
+    while len(raw) < MAX_ERROR_BODY:  # read() returns what is buffered: loop to the cap or the end
+        part = await response.content.read(MAX_ERROR_BODY - len(raw))
+        if not part:
+            break
+        raw += part
     message = ""
     try:
         payload = jsonutil.loads(raw)
@@ -96,3 +108,15 @@ async def _status_error(response: aiohttp.ClientResponse) -> UpstreamError:
         message = raw.decode("utf-8", "replace").strip()
     detail = f": {message[:300]}" if message else ""
     return UpstreamError.from_status(response.status, detail, parse_retry_after(response.headers.get("Retry-After")))
+
+
+async def _finish_body(response: aiohttp.ClientResponse) -> None:
+    """After [DONE], read the body's end (normally already here) so the connection is reused."""
+    if response.content.at_eof():
+        return
+    try:
+        async with asyncio.timeout(DRAIN_AFTER_DONE):
+            while await response.content.readany():
+                pass
+    except TimeoutError:
+        pass  # the connection is simply closed instead of pooled

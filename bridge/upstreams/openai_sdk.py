@@ -62,6 +62,10 @@ class OpenAISDKUpstream:
                     reader.check()
                     if reader.done:
                         return
+                batch = reader.flush()
+                if batch:
+                    yield batch
+                reader.check()
                 reader.check_complete()
         except openai.APIStatusError as exc:
             detail = f": {exc.message[:300]}" if exc.message else ""

@@ -9,9 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 from bridge import jsonutil
-from bridge.events import Batch, Event, Finish, Metadata, TextDelta, ToolCallDelta, UpstreamError, Usage
+from bridge.events import (
+    Batch,
+    Event,
+    Finish,
+    Metadata,
+    TextDelta,
+    ToolCallDelta,
+    UpstreamError,
+    Usage,
+)
 
 USAGE_OPTIONS = {"include_usage": True}
+MAX_LINE = 8 * 1024 * 1024  # one SSE line; a larger one is a broken or hostile upstream
 
 
 class ChunkReader:
@@ -25,14 +35,20 @@ class ChunkReader:
     __slots__ = ("pending", "done", "finished", "error")
 
     def __init__(self) -> None:
-        self.pending = b""
+        self.pending = bytearray()  # an unfinished line
         self.done = False  # `[DONE]` seen
         self.finished = False  # a finish_reason seen
         self.error: UpstreamError | None = None
 
     def feed(self, data: bytes) -> Batch:
-        lines = (self.pending + data).split(b"\n")
-        self.pending = lines.pop()
+        if b"\n" not in data:  # the middle of a long line: append, never re-copy what came before
+            self.pending += data
+            if len(self.pending) > MAX_LINE:
+                self.error = UpstreamError("upstream_protocol", f"upstream sent a line over {MAX_LINE} bytes")
+            return []
+        self.pending += data
+        lines = bytes(self.pending).split(b"\n")
+        self.pending = bytearray(lines.pop())
         batch: Batch = []
         for line in lines:
             try:
@@ -46,6 +62,10 @@ class ChunkReader:
         if not self.finished:
             self.finished = any(type(e) is Finish for e in batch)
         return batch
+
+    def flush(self) -> Batch:
+        """At the end of the body: the last line, even without its newline."""
+        return self.feed(b"\n") if self.pending else []
 
     def check(self) -> None:
         """Raise the error a bad line left, if any."""
