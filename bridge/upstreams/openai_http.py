@@ -16,7 +16,7 @@ import aiohttp
 from bridge import jsonutil
 from bridge.events import Batch, UpstreamError, parse_retry_after
 from bridge.request import ChatRequest
-from bridge.upstreams.openai_stream import USAGE_OPTIONS, ChunkReader
+from bridge.upstreams.openai_stream import USAGE_OPTIONS, read_batches
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MAX_ERROR_BODY = 64 * 1024
@@ -63,20 +63,9 @@ class OpenAIUpstream:
             async with self._client().post(self.url, data=jsonutil.dumps(body), headers=self.headers) as response:
                 if response.status >= 400:
                     raise await _status_error(response)
-                reader = ChunkReader()
-                async for data in response.content.iter_any():
-                    batch = reader.feed(data)
-                    if batch:
-                        yield batch
-                    reader.check()
-                    if reader.done:
-                        await _finish_body(response)
-                        return
-                batch = reader.flush()
-                if batch:
+                async for batch in read_batches(response.content.iter_any()):
                     yield batch
-                reader.check()
-                reader.check_complete()
+                await _finish_body(response)
         except aiohttp.ClientConnectorError:
             raise UpstreamError("upstream_connect", "could not connect to the upstream") from None
         except aiohttp.ConnectionTimeoutError:

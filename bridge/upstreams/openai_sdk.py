@@ -16,7 +16,7 @@ import openai
 
 from bridge.events import Batch, UpstreamError, parse_retry_after
 from bridge.request import ChatRequest
-from bridge.upstreams.openai_stream import USAGE_OPTIONS, ChunkReader
+from bridge.upstreams.openai_stream import USAGE_OPTIONS, read_batches
 
 
 class OpenAISDKUpstream:
@@ -54,19 +54,8 @@ class OpenAISDKUpstream:
                 stream_options=USAGE_OPTIONS,  # type: ignore[arg-type]
                 extra_body=request.params or None,
             ) as response:
-                reader = ChunkReader()
-                async for data in response.iter_bytes():
-                    batch = reader.feed(data)
-                    if batch:
-                        yield batch
-                    reader.check()
-                    if reader.done:
-                        return
-                batch = reader.flush()
-                if batch:
+                async for batch in read_batches(response.iter_bytes()):
                     yield batch
-                reader.check()
-                reader.check_complete()
         except openai.APIStatusError as exc:
             detail = f": {exc.message[:300]}" if exc.message else ""
             retry_after = parse_retry_after(exc.response.headers.get("retry-after"))

@@ -6,6 +6,7 @@ JSON decoder straight into events; no intermediate objects.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any
 
 from bridge import jsonutil
@@ -76,6 +77,26 @@ class ChunkReader:
         """At the end of the body: an answer with neither [DONE] nor a finish_reason was cut."""
         if not (self.done or self.finished):
             raise UpstreamError("upstream_protocol", "upstream stream ended before the answer was complete")
+
+
+async def read_batches(chunks: AsyncIterable[bytes]) -> AsyncGenerator[Batch, None]:
+    """The event batches of an SSE body, one per network read, ending at `[DONE]` or EOF.
+
+    Raises UpstreamError for a bad line (after the events before it) or a cut-off answer.
+    """
+    reader = ChunkReader()
+    async for data in chunks:
+        batch = reader.feed(data)
+        if batch:
+            yield batch
+        reader.check()
+        if reader.done:
+            return
+    batch = reader.flush()
+    if batch:
+        yield batch
+    reader.check()
+    reader.check_complete()
 
 
 def line_events(line: bytes) -> tuple[Batch, bool]:
