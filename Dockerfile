@@ -51,4 +51,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8080'), timeout=3)"]
 
 # Exactly the Procfile's `web:` command.
-CMD ["python", "-m", "bridge.serve"]
+CMD ["python", "-m", "bridge"]

@@ -9,8 +9,8 @@ import sys
 import uvloop
 
 from bridge.config import ConfigError, Settings
-from bridge.lifecycle import StartupError, serve
-from bridge.server import create_app
+from bridge.process.app import create_app
+from bridge.process.lifecycle import StartupError, serve
 
 __all__ = ["create_app", "main"]
 

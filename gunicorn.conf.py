@@ -1,7 +1,7 @@
 """gunicorn settings for the Procfile: `gunicorn --config gunicorn.conf.py`.
 
 WEB_CONCURRENCY worker processes (default: one per CPU) share $HOST:$PORT; each is a
-bridge.worker.BridgeWorker running bridge.server:create_app on its own event loop. The
+bridge.process.worker.BridgeWorker running bridge.process.app:create_app on its own event loop. The
 configuration is validated here, in the master, so a bad variable stops the deploy with
 one clear line before any worker starts (a worker that still fails to build the app is a
 boot error: gunicorn stops rather than respawning it).
@@ -19,13 +19,13 @@ import sys
 import tempfile
 from typing import Any
 
-# Before prometheus_client is imported (by bridge.server below): it picks its storage then.
+# Before prometheus_client is imported (by bridge.process.app below): it picks its storage then.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir = tempfile.mkdtemp(prefix="bridge-metrics-")
 else:
     _metrics_dir = ""
 
-import bridge.server  # noqa: F401  loaded once here: workers fork with it (quick boot, shared pages)
+import bridge.process.app  # noqa: F401  loaded once here: workers fork with it (quick boot, shared pages)
 from bridge.config import ConfigError, Settings
 from bridge.upstreams import build_upstreams
 
@@ -38,11 +38,11 @@ except ConfigError as exc:
 
 _server = _settings.server
 workers = _server.web_concurrency or os.cpu_count() or 1
-wsgi_app = "bridge.server:create_app"
-worker_class = "bridge.worker.BridgeWorker"
+wsgi_app = "bridge.process.app:create_app"
+worker_class = "bridge.process.worker.BridgeWorker"
 bind = [f"[{_server.host}]:{_server.port}" if ":" in _server.host else f"{_server.host}:{_server.port}"]
 backlog = _server.listen_backlog
-# SIGTERM: each worker drains and exits within DRAIN_TIMEOUT + 1 s (bridge/lifecycle.py); the
+# SIGTERM: each worker drains and exits within DRAIN_TIMEOUT + 1 s (bridge/process/lifecycle.py); the
 # master waits a little longer before it would kill one.
 graceful_timeout = math.ceil(_server.drain_timeout) + 2
 timeout = 30  # a worker whose event loop is stuck this long is restarted

@@ -142,7 +142,7 @@ def start_service(workers: int, port: int, upstream_port: int, **extra: str) -> 
         proc.wait_for_lines('"event":"started"', 1)
     else:
         env = service_env(port, upstream_port, WEB_CONCURRENCY=str(workers), **extra)
-        proc = Proc(f"gunicorn-{workers}w", [sys.executable, "-m", "bridge.serve"], env)  # the Procfile
+        proc = Proc(f"gunicorn-{workers}w", [sys.executable, "-m", "bridge"], env)  # the Procfile
         proc.wait_for_lines('"event":"started"', workers)
     wait_listening(port)
     return proc

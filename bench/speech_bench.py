@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge.render.openai_chunks import ChunkEncoder
-from bridge.render.speech import SpeechFilter
+from bridge.render.openai import ChunkEncoder
+from bridge.speech.filter import SpeechFilter
 
 PLAIN_EN = [
     "Your appointment is confirmed for Tuesday at half past ten in the morning. The clinic is on "

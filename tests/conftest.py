@@ -15,9 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bridge.config import Settings
-from bridge.http_server import BridgeRunner
-from bridge.server import create_app
-from bridge.upstreams.openai_sdk import tls_context
+from bridge.process.app import create_app
+from bridge.process.compat import BridgeRunner
+from bridge.upstreams.openai.sdk import tls_context
 
 if TYPE_CHECKING:
     from tests.test_tools_mcp import McpTestServer

@@ -14,7 +14,7 @@ import openai
 import pytest
 from aiohttp import web
 
-from bridge.audio_source import FRAME_BYTES, SAMPLE_RATE, speech_seconds, synthesize
+from bridge.inbound.audio_source import FRAME_BYTES, SAMPLE_RATE, speech_seconds, synthesize
 from tests.conftest import FakeUpstream, log_lines, sdk_client, sse, text_chunks
 
 TOKEN = "bridge-token-abcdef"

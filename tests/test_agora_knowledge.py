@@ -22,7 +22,7 @@ from bridge.knowledge import (
 from bridge.knowledge.__main__ import main as knowledge_command
 from bridge.knowledge.passages import MAX_CHARS, TARGET_CHARS, source_files
 from bridge.knowledge.text import index_text, query_terms
-from bridge.server import create_app
+from bridge.process.app import create_app
 from tests.conftest import FakeUpstream, log_lines
 
 

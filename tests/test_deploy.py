@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from bridge.config import Settings
-from bridge.server import create_app
+from bridge.process.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "kubernetes"

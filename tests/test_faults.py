@@ -216,7 +216,7 @@ class BuggyUpstream:
 
 
 async def test_unexpected_error_after_first_byte_still_ends_the_stream(bridge, log_stream):
-    from bridge.state import STATE
+    from bridge.process.state import STATE
 
     client = await bridge({})
     client.server.app[STATE].bridge.upstreams = [BuggyUpstream()]

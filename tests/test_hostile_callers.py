@@ -153,8 +153,8 @@ async def test_a_caller_gone_while_its_answer_is_written_is_logged_as_499(log_st
     from aiohttp.test_utils import TestClient
 
     from bridge.config import Settings
-    from bridge.server import create_app
-    from bridge.state import log_of
+    from bridge.process.app import create_app
+    from bridge.process.state import log_of
     from tests.conftest import BridgeTestServer
 
     async def gone_mid_write(request: web.Request) -> web.StreamResponse:

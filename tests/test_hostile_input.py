@@ -19,8 +19,8 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 
 from bridge.config import Settings
-from bridge.http_server import BridgeRunner
-from bridge.server import create_app
+from bridge.process.app import create_app
+from bridge.process.compat import BridgeRunner
 from tests.fuzzing import TOKEN, Request, answer_problem, requests
 
 

@@ -8,8 +8,8 @@ import time
 import pytest
 from aiohttp import web
 
-from bridge.deadline import Deadline
-from bridge.upstreams.openai_stream import MAX_LINE
+from bridge.pipeline.deadline import Deadline
+from bridge.upstreams.openai.stream import MAX_LINE
 from tests.conftest import FakeUpstream, log_lines, sse, text_chunks
 
 USER = [{"role": "user", "content": "hi"}]

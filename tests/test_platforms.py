@@ -182,7 +182,7 @@ async def test_models_are_listed_in_openais_shape(bridge) -> None:
 
 
 def test_every_platform_is_recognised_by_a_body_field_or_a_header() -> None:
-    from bridge.platforms import PLATFORMS
+    from bridge.inbound.platforms import PLATFORMS
     for platform in PLATFORMS:
         assert platform.detect, platform.name
         assert all(marker.startswith(("body:", "header:")) for marker in platform.detect), platform.name

@@ -5,7 +5,7 @@ JSON body (or form fields) are read out of the shell command and compared with t
 tests/fixtures/platforms/ (the operator's key written as `$BRIDGE_TOKEN`), then sent as written
 through the app to the strict OpenAI upstream, as tests/test_platforms.py sends the fixtures.
 The `Logged:` and `Dropped:` lines under each example are checked against the request's log
-line, and the summary table's identifier names against bridge/platforms.py.
+line, and the summary table's identifier names against bridge/inbound/platforms.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 
-from bridge.platforms import PLATFORMS
+from bridge.inbound.platforms import PLATFORMS
 from tests.conftest import FakeUpstream, log_lines
 from tests.strict_openai import strict_openai
 from tests.test_platforms import ANSWER, CHAT_FIXTURES, TOKEN, load, path_for, with_token

@@ -1,4 +1,4 @@
-"""Files in the original "LLM JSON file" format load unchanged and run (bridge/specs/original.py).
+"""Files in the original "LLM JSON file" format load unchanged and run (bridge/upstreams/spec/original/__init__.py).
 
 The MiniMax fake answers from MiniMax's documented samples (tests/fixtures/providers/minimax.json)
 and is strict where MiniMax is: no `Authorization: Bearer <key>` is 1004 login fail, messages
@@ -18,13 +18,13 @@ import pytest
 from aiohttp import ClientSession, web
 
 from bridge.config import ConfigError, Settings
-from bridge.server import create_app
-from bridge.specs import available_specs, load_spec
-from bridge.specs.conditions import Condition
-from bridge.specs.errors import SpecError
-from bridge.specs.framing import MAX_FRAME_BYTES, FramingError, make_parser
-from bridge.specs.loader import resolve
-from bridge.specs.original import is_original, translate
+from bridge.process.app import create_app
+from bridge.upstreams.spec import available_specs, load_spec
+from bridge.upstreams.spec.conditions import Condition
+from bridge.upstreams.spec.errors import SpecError
+from bridge.upstreams.spec.framing import MAX_FRAME_BYTES, FramingError, make_parser
+from bridge.upstreams.spec.loader import resolve
+from bridge.upstreams.spec.original import is_original, translate
 from tests import spec_fakes as fakes
 from tests.conftest import FakeUpstream, sdk_client
 

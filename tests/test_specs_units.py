@@ -8,14 +8,14 @@ from hypothesis import strategies as st
 
 from bridge.events import Finish, TextDelta, Usage
 from bridge.request import ChatRequest
-from bridge.specs.conditions import Condition
-from bridge.specs.converters import ConvertError, compile_converter
-from bridge.specs.errors import SpecError
-from bridge.specs.extract import AnswerReader
-from bridge.specs.framing import Frame, FramingError, make_parser
-from bridge.specs.model import compile_resp
-from bridge.specs.paths import compile_path, get_path
-from bridge.specs.templates import Context, MissingVariable, compile_template
+from bridge.upstreams.spec.conditions import Condition
+from bridge.upstreams.spec.converters import ConvertError, compile_converter
+from bridge.upstreams.spec.errors import SpecError
+from bridge.upstreams.spec.extract import AnswerReader
+from bridge.upstreams.spec.framing import Frame, FramingError, make_parser
+from bridge.upstreams.spec.model import compile_resp
+from bridge.upstreams.spec.paths import compile_path, get_path
+from bridge.upstreams.spec.templates import Context, MissingVariable, compile_template
 
 
 def frames(framing: str, chunks: list[bytes], *, at_close: int = 0) -> list[Frame]:

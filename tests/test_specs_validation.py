@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from bridge.config import ConfigError, Settings
-from bridge.server import create_app
-from bridge.specs import available_specs, load_spec
+from bridge.process.app import create_app
+from bridge.upstreams.spec import available_specs, load_spec
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 SHIPPED = ["alibaba-form", "anthropic", "async-task", "dashscope", "lingyi", "minimax", "minimax-v2", "ollama",

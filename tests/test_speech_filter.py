@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.render.speech import HOLD_LIMIT, SpeechFilter, speakable
+from bridge.speech.filter import HOLD_LIMIT, SpeechFilter, speakable
 
 # Realistic model answers and exactly what the caller should hear.
 CORPUS: dict[str, tuple[str, str]] = {

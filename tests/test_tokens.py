@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.tokens import TokenCount, estimate_tokens
+from bridge.events import TokenCount, estimate_tokens
 
 
 @given(st.lists(st.text(), max_size=8))

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bridge.state import STATE
+from bridge.process.state import STATE
 from bridge.tools import load_toolbox
 from tests.conftest import FakeUpstream, log_lines, sse, text_chunks
 from tests.test_tools_loop import events_of

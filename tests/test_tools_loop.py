@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bridge.state import STATE
+from bridge.process.state import STATE
 from tests.conftest import FakeUpstream, log_lines, sse, text_chunks
 
 USER = [{"role": "user", "content": "What's the weather in Paris?"}]

@@ -23,7 +23,7 @@ from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.subscriptions import ToolsListChanged
 
-from bridge.logs import configure_logging
+from bridge.log import configure_logging
 from bridge.redaction import Redactor
 from bridge.tools import ToolBox
 from bridge.tools.loader import load_config

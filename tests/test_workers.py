@@ -1,4 +1,4 @@
-"""The Procfile's multi-worker runtime: gunicorn + bridge.worker.BridgeWorker as a real process."""
+"""The Procfile's multi-worker runtime: gunicorn + bridge.process.worker.BridgeWorker as a real process."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def gunicorn_env(port: int, **extra: str) -> dict[str, str]:
 
 async def start_gunicorn(env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bridge.serve", cwd=ROOT, env=env,  # the Procfile's web process
+        sys.executable, "-m", "bridge", cwd=ROOT, env=env,  # the Procfile's web process
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
 

@@ -7,7 +7,7 @@ chunk with `delta.audio.data` (base64) and the same audio id, then `[DONE]`.
 With AUDIO_TRANSCRIPT_FILE and AUDIO_PCM_FILE set, that clip is the reply (the upstream is
 not called, as in Agora's sample). Otherwise the upstream's whole text answer (through the
 speech filter) is the transcript and the PCM is a placeholder of matching length (see
-`bridge.audio_source`). A `custom_metadata` chunk from the upstream is passed through first,
+`bridge.inbound.audio_source`). A `custom_metadata` chunk from the upstream is passed through first,
 untouched. The audio request fields `modalities` and `audio` are not sent upstream: the
 upstream is asked for text.
 """
@@ -18,14 +18,14 @@ import asyncio
 
 from aiohttp import web
 
-from bridge.audio_source import AudioClip, asynthesize, frames, load_clip
-from bridge.core import Overloaded
 from bridge.errors import UpstreamError
 from bridge.events import Metadata
-from bridge.inbound.openai_protocol import accept_chat, failure_reply
+from bridge.inbound.audio_source import AudioClip, asynthesize, frames, load_clip
+from bridge.inbound.openai.reply import accept_chat, failure_reply
+from bridge.pipeline.chain import Overloaded
+from bridge.process.state import STATE, log_of
 from bridge.render.agora_audio import AudioChunks
 from bridge.render.sse import DONE, SSEWriter, passthrough
-from bridge.state import STATE, log_of
 
 AUDIO_CLIP = web.AppKey("audio_clip", AudioClip)
 AUDIO_REQUEST_FIELDS = ("modalities", "audio")

@@ -18,16 +18,15 @@ from pathlib import Path
 from aiohttp import web
 
 from bridge.config import ConfigError, Settings
-from bridge.core import Overloaded
-from bridge.inbound.openai_protocol import accept_chat, failure_reply, stream_reply
+from bridge.inbound.openai.reply import accept_chat, failure_reply, stream_reply
 from bridge.knowledge import Hit, KnowledgeBase, KnowledgeError, default_index_path, ensure_index
 from bridge.knowledge.index import BuildResult
-from bridge.logrecord import RequestLog
-from bridge.logs import get_logger
-from bridge.phrases import pick_phrase
+from bridge.log import RequestLog, get_logger
+from bridge.pipeline.chain import Overloaded
+from bridge.pipeline.phrases import pick_phrase
+from bridge.process.state import STATE, AppState, log_of
 from bridge.render.sse import SSEWriter, frame
 from bridge.request import ChatRequest, Message
-from bridge.state import STATE, AppState, log_of
 
 KNOWLEDGE = web.AppKey("knowledge", KnowledgeBase)
 MAX_QUESTION_CHARS = 2000  # the end of a longer question is what it asks; searching more costs, not helps

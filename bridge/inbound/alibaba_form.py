@@ -4,7 +4,7 @@ This is where an Alibaba form becomes upstream messages: the `Message` history (
 the Python-literal quoting of the platform's docs, or a bare string), the `Token`, and the
 `ExtendData` metadata (JSON or Python-literal too). The reply is one JSON object
 `{"Text": ...}` that the platform speaks; with CALL_TOOLS it may carry IMS's hang-up or
-transfer command (bridge/call_control.py).
+transfer command (bridge/inbound/call_control.py).
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge import call_control
-from bridge.core import Overloaded
 from bridge.errors import ErrorKind, UpstreamError
+from bridge.inbound import call_control
 from bridge.inbound.body import BodyError, FileField, body_error_reply, read_form
 from bridge.inbound.pyliteral import LiteralTooCostly, parse_structured
-from bridge.logrecord import short
+from bridge.log import short
+from bridge.pipeline.chain import Overloaded
+from bridge.process.state import STATE, log_of
 from bridge.render.json_reply import json_reply, plain_error
 from bridge.request import ChatRequest, Message
-from bridge.state import STATE, log_of
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 ROLES = frozenset({"system", "user", "assistant"})

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 
 # CJK ideographs (with extension A and compatibility forms), kana, Hangul syllables: the
-# characters a regex character class `[{CJK_CHARS}]` matches. Also used by `bridge.audio_source`.
+# characters a regex character class `[{CJK_CHARS}]` matches. Also used by `bridge.inbound.audio_source`.
 CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _CJK_RUN = re.compile(f"[{CJK_CHARS}]+")
 WORD = re.compile(f"[^\\W_{CJK_CHARS}]+")  # a run of letters or digits that are not CJK

@@ -25,7 +25,7 @@ from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from yarl import URL
 
 from bridge import __version__, jsonutil
-from bridge.logs import get_logger
+from bridge.log import get_logger
 from bridge.redaction import Redactor
 from bridge.tools import results
 from bridge.tools.loader import NAME, McpServerSpec

@@ -26,18 +26,18 @@ def build_upstream(name: str, settings: Settings, *, base_url: str | None = None
     up = settings.upstream
     if name == "openai":
         if up.openai_client == "sdk":
-            from bridge.upstreams.openai_sdk import OpenAISDKUpstream
+            from bridge.upstreams.openai.sdk import OpenAISDKUpstream
 
             return OpenAISDKUpstream(
                 base_url=base_url or up.openai_base_url, api_key=api_key or up.openai_api_key, model=model,
                 connect_timeout=settings.deadlines.connect, total_timeout=settings.deadlines.total,
                 max_connections=settings.server.max_concurrency,
             )
-        from bridge.upstreams.openai_http import OpenAIUpstream
+        from bridge.upstreams.openai.client import OpenAIUpstream
 
         return OpenAIUpstream(base_url=base_url or up.openai_base_url, api_key=api_key or up.openai_api_key,
                               model=model, http=http_client(settings), chat_path=up.openai_chat_path)
-    from bridge.specs import build_spec_upstream
+    from bridge.upstreams.spec import build_spec_upstream
 
     return build_spec_upstream(name, settings, base_url=base_url, api_key=api_key, model=model, setting=setting)
 

@@ -9,9 +9,8 @@ import asyncio
 import re
 from collections.abc import AsyncGenerator
 
-from bridge.events import Batch, Finish, TextDelta, Usage
+from bridge.events import Batch, Finish, TextDelta, Usage, estimate_prompt_tokens, estimate_tokens
 from bridge.request import ChatRequest
-from bridge.tokens import estimate_prompt_tokens, estimate_tokens
 
 _PIECES = re.compile(r"\s*\S{1,6}|\s+")
 

@@ -1,0 +1,87 @@
+"""Ending and transferring calls on IMS's Alibaba-spec form route, which has no tool channel.
+
+With CALL_TOOLS the model is offered a `hangup` and/or a `transfer` tool. When it calls one,
+the form's `Text` carries the text command Alibaba's guide "automatic hang-up/transfer"
+documents for any self-developed model (tests/fixtures/platforms/ims_call_control.json):
+
+    <imsagent_hangup endword="Goodbye."/>
+    <imsagent_transfer_call callee=10086, err_msg=..., msg=.../>
+
+The words the model spoke before the call become the closing words (else the words it passed,
+else HANGUP_WORDS). Values are cleaned of the characters that would end the command early.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge import jsonutil
+from bridge.config import AnswerSettings
+from bridge.render.whole import Answer
+
+
+def tool_definitions(settings: AnswerSettings) -> list[dict[str, Any]]:
+    """The call-control tools offered to the model, in OpenAI's `tools` shape."""
+    tools: list[dict[str, Any]] = []
+    if "hangup" in settings.call_tools:
+        tools.append(_function("hangup", "End the phone call. Use it when the caller says goodbye or the "
+                               "conversation is over.",
+                               {"closing_words": {"type": "string", "description": "What to say before hanging up."}},
+                               []))
+    if "transfer" in settings.call_tools:
+        number: dict[str, Any] = {"type": "string", "description": "The phone number to transfer the call to."}
+        if settings.transfer_numbers:
+            number["enum"] = list(settings.transfer_numbers)
+        tools.append(_function("transfer", "Transfer the call to a human agent or another number.",
+                               {"number": number,
+                                "message": {"type": "string", "description": "What to say as the transfer starts."},
+                                "error_message": {"type": "string",
+                                                  "description": "What to say if the transfer fails."}},
+                               ["number"]))
+    return tools
+
+
+def spoken_text(answer: Answer, settings: AnswerSettings) -> tuple[str, str | None]:
+    """The form's `Text` for an answer, and the call action taken (None, `hangup`, `transfer`, `unsupported`)."""
+    for call in answer.calls():
+        name = call["function"]["name"]
+        if name not in settings.call_tools:
+            continue
+        arguments = _arguments(call["function"]["arguments"])
+        if name == "hangup":
+            words = answer.text.strip() or _text(arguments.get("closing_words")) or settings.hangup_words
+            return f'<imsagent_hangup endword="{_clean(words)}"/>', "hangup"
+        number = _text(arguments.get("number"))
+        if number and (not settings.transfer_numbers or number in settings.transfer_numbers):
+            message = _text(arguments.get("message")) or answer.text.strip()
+            error = _text(arguments.get("error_message"))
+            parts = [f"callee={_clean(number)}"]
+            parts += [f"err_msg={_clean(error)}"] if error else []
+            parts += [f"msg={_clean(message)}"] if message else []
+            return f"<imsagent_transfer_call {', '.join(parts)}/>", "transfer"
+    if answer.tool_calls and not answer.text.strip():
+        return "", "unsupported"
+    return answer.text, None
+
+
+def _function(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, "description": description, "parameters": {
+        "type": "object", "properties": properties, "required": required}}}
+
+
+def _arguments(raw: str) -> dict[str, Any]:
+    try:
+        value = jsonutil.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _clean(value: str) -> str:
+    """A value that cannot end the command early: no quotes, angle brackets or ASCII commas."""
+    table = {ord('"'): "'", ord("<"): " ", ord(">"): " ", ord(","): "，", ord("\n"): " ", ord("\r"): " "}
+    return " ".join(value.translate(table).split())[:500]

@@ -1,0 +1,176 @@
+"""Log lines: the request's log record, and the JSON lines written to stdout.
+
+One typed, slotted `RequestLog` per request (or per socket turn), written as one JSON line.
+
+Each field is filled by the module that owns it (noted beside it) and read back by the
+access middleware for the line and the metrics. Nothing from the request goes in raw:
+`short` caps, flattens and neutralises values (a number above 2^63, a structure nested
+deeper than the encoder goes) so a hostile value can never break the line itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import structlog
+
+from bridge import jsonutil
+from bridge.errors import ErrorKind
+from bridge.redaction import MASK, Redactor
+
+SHORT = 200  # characters of a request-supplied value kept in the line
+_INT_LIMIT = 1 << 63
+
+
+@dataclass(slots=True)
+class RequestLog:
+    """What one request did; None fields are left out of the line."""
+
+    # inbound: the platform and its identifiers (bridge.inbound)
+    platform: str | None = None
+    ids: dict[str, Any] | None = None  # call, session, turn ids: each goes on the line under its own name
+    user_data: str | None = None
+    extend_data: str | None = None  # "missing" / "malformed" when IMS's ExtendData is unusable
+    dropped: list[str] | None = None  # parameter names not sent upstream (never their values)
+    # the core: the upstream call (bridge.pipeline.chain)
+    upstream: str | None = None
+    attempts: list[str] | None = None
+    ttft_ms: float | None = None
+    usage: dict[str, Any] | None = None
+    usage_estimated: bool | None = None
+    tools: list[dict[str, Any]] | None = None
+    # the answer as spoken (bridge.pipeline.stages)
+    failure_phrase: bool | None = None
+    filler: bool | None = None
+    call_control: str | None = None
+    # routes of their own (bridge.inbound.agora_rag, agora_audio)
+    rag_passages: int | None = None
+    rag_ms: float | None = None
+    rag_error: str | None = None
+    audio_source: str | None = None
+    audio_ms: int | None = None
+    # how it ended (any module that sees it; the access middleware)
+    error_kind: ErrorKind | None = None
+    error: str | None = None
+    exception: str | None = None
+    client_cancel: bool | None = None
+    cut: bool | None = None  # the server cut it at the end of the drain
+
+    def fail(self, kind: ErrorKind, message: str | None = None) -> None:
+        """Record why the request failed."""
+        self.error_kind = kind
+        if message is not None:
+            self.error = message
+
+    def fields(self) -> dict[str, Any]:
+        """The set fields, ready for the log line (platform ids flattened)."""
+        out: dict[str, Any] = {}
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name == "ids":
+                out.update(value)
+            else:
+                out[name] = value
+        return out
+
+
+def short(value: Any, limit: int = SHORT) -> Any:
+    """A request-supplied value as it may appear in a log line: capped, flat, always encodable."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -_INT_LIMIT < value < _INT_LIMIT else str(value)[:limit]
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = jsonutil.dumps_str(value)
+        except (TypeError, ValueError):  # nested deeper than the encoder goes, or a huge integer
+            text = f"<{type(value).__name__} not shown>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def mask_number(number: str) -> str:
+    """Keep a phone number's first 3 and last 4 digits: enough to trace, not to dial."""
+    return number if len(number) <= 7 else number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+# -- the JSON lines ------------------------------------------------------------------------
+
+# Fields whose values the bridge makes itself (never request text): not scanned for secrets.
+_OWN_KEYS = frozenset({"event", "level", "timestamp", "platform", "upstream", "error_kind", "status", "latency_ms",
+                       "ttft_ms"})
+_SECRET_KEYS = frozenset({"authorization", "token", "api_key", "apikey", "password", "secret", "x-api-key"})
+AIOHTTP_LOGGERS = ("aiohttp.server", "aiohttp.web", "aiohttp.access", "aiohttp.internal", "aiohttp.client")
+
+
+def configure_logging(level: str, redact: Redactor, stream: TextIO | None = None) -> None:
+    """Route structlog to `stream` (default stdout) as JSON lines at `level`."""
+
+    def mask(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        for key, value in event.items():
+            if key in _OWN_KEYS:
+                continue
+            if key.lower() in _SECRET_KEYS:
+                event[key] = MASK
+            elif isinstance(value, str):
+                event[key] = redact(value)
+            elif isinstance(value, list):
+                event[key] = [redact(v) if isinstance(v, str) else v for v in value]
+        return event
+
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            mask,
+            structlog.processors.JSONRenderer(serializer=_serialize),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        # One write() per line (PrintLogger makes two): lines from several workers never interleave.
+        logger_factory=structlog.WriteLoggerFactory(stream or sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+    for name in AIOHTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _WithoutRequestText) for f in logger.filters):
+            logger.addFilter(_WithoutRequestText())
+
+
+def _serialize(obj: Any, **_: Any) -> str:
+    try:
+        return jsonutil.dumps_str(obj)
+    except TypeError:  # a value the encoder refuses: keep the line, as text
+        return jsonutil.dumps_str({k: v if isinstance(v, (str, bool, type(None))) else str(v)[:200]
+                                   for k, v in obj.items()})
+
+
+class _WithoutRequestText(logging.Filter):
+    """Keeps aiohttp's log records to their fixed text: no arguments, no traceback quoting the request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        problem = f" ({record.exc_info[0].__name__})" if record.exc_info and record.exc_info[0] else ""
+        record.msg = str(record.msg).replace("%s", "?").replace("%r", "?") + problem
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def get_logger() -> Any:
+    return structlog.get_logger("bridge")
+
+
+def bound_logger() -> Any:
+    """A logger bound once to the configuration now in force (the access line's: one per request).
+
+    `get_logger()` builds its bound logger again on every call, a third of a line's cost.
+    """
+    return structlog.get_logger("bridge").bind()

@@ -1,0 +1,1 @@
+"""OpenAI-compatible upstreams: the lean aiohttp driver (default), the SDK driver, and the wire format."""

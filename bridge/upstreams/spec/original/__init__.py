@@ -1,0 +1,285 @@
+"""The original "LLM JSON file" format, translated at load time into the project's own format.
+
+A file in that format (specs/README.md, "The original format") loads unchanged: `translate`
+turns it into a document shaped like specs/*.json, which then goes through the same schema
+check and compile. One runtime, two spellings. Problems found here name the field's JSON path
+in the ORIGINAL document; `Translation.show` maps a path in the translated document back, for
+the checks that run after translation.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bridge.upstreams.spec.model import FieldSpec, HttpSpec, RespField, Spec
+from bridge.upstreams.spec.original import parts
+from bridge.upstreams.spec.original.parts import Where, fail, suggest
+from bridge.upstreams.spec.paths import show_path
+
+Key = tuple[str | int, ...]
+TOP_KEYS = ("name", "description", "docs", "$schema", "base_url")
+APITYPES = ("stream", "sync", "async")
+STREAM_KEYS = ("chunk_match", "chunk_filter")
+ASYNC_KEYS = ("query_path", "query_method", "query_headers", "query_params", "query_data", "query_resp",
+              "poll_interval", "poll_timeout")
+CALL_KEYS = ("path", "method", "apitype", "headers", "header", "params", "data", "input_items", "resp",
+             *STREAM_KEYS, *ASYNC_KEYS, "description")
+LOCAL = ("task_id",)  # the query id, in an async call's query_* fields
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_CALL = re.compile(r"^[a-z][a-z0-9_]*$")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_original(doc: Any) -> bool:
+    """No `calls`, and a top-level key (other than name, description, ...) holds an object with `apitype`."""
+    if not isinstance(doc, dict) or "calls" in doc:
+        return False
+    return any(isinstance(v, dict) and "apitype" in v for k, v in doc.items() if k not in TOP_KEYS)
+
+
+def hint(doc: Any) -> str:
+    """For a document in neither format that looks like an original-format file without apitypes."""
+    if isinstance(doc, dict) and "calls" not in doc and any(isinstance(v, dict) for v in doc.values()):
+        return ' (a file in the original LLM JSON format needs "apitype" in each call)'
+    return ""
+
+
+def name_of(doc: dict[str, Any]) -> str:
+    """The spec name: the file's `name`, lower-cased, other characters as `-` ("MiniMax" -> "minimax")."""
+    raw = doc.get("name")
+    if raw is None:
+        fail(["name"], 'missing: the interface\'s name (usually the company), e.g. "minimax"')
+    if not isinstance(raw, str):
+        fail(["name"], "must be a string")
+    name = re.sub(r"[^a-z0-9_-]+", "-", raw.strip().lower()).strip("-")
+    if not _NAME.match(name):
+        fail(["name"], f"{raw!r} cannot name a spec: use letters, digits, - and _")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class Shipped:
+    """A shipped spec in the project's format, with the original file's name: what may be borrowed."""
+
+    doc: dict[str, Any]
+    file: str
+
+
+@dataclass(slots=True)
+class Translation:
+    """The translated document, and where its parts came from (original path, or borrowed)."""
+
+    doc: dict[str, Any]
+    origins: dict[Key, tuple[Key, str | None]] = field(default_factory=dict)
+
+    def show(self, where: Sequence[str | int]) -> str:
+        """A path in the translated document as the ORIGINAL document's path."""
+        path = tuple(where)
+        for cut in range(len(path), 0, -1):
+            origin = self.origins.get(path[:cut])
+            if origin is not None:
+                at, source = origin
+                shown = show_path([*at, *path[cut:]])
+                return f"{shown} (borrowed from {source})" if source else shown
+        return show_path(path[1:] if path[:1] == ("calls",) else path)
+
+    def relabel(self, spec: Spec) -> Spec:
+        """The compiled spec with each field's `where` (start-up and runtime messages) as the original path."""
+        calls = {}
+        for name, call in spec.calls.items():
+            at: Key = ("calls", name)
+            calls[name] = replace(call, request=self._http(call.request, at, ""),
+                                  query=self._http(call.query, at, "query_") if call.query else None,
+                                  resp=self._resp(call.resp, (*at, "resp")),
+                                  query_resp=self._resp(call.query_resp, (*at, "query_resp")))
+        return replace(spec, calls=calls)
+
+    def _http(self, http: HttpSpec, at: Key, prefix: str) -> HttpSpec:
+        return replace(http, headers=self._fields(http.headers, (*at, prefix + "headers")),
+                       params=self._fields(http.params, (*at, prefix + "params")),
+                       data=self._fields(http.data, (*at, prefix + "data")))
+
+    def _fields(self, fields: list[FieldSpec], at: Key) -> list[FieldSpec]:
+        return [replace(f, where=self.show((*at, i))) for i, f in enumerate(fields)]
+
+    def _resp(self, resp: list[RespField], at: Key) -> list[RespField]:
+        return [replace(r, where=self.show((*at, i))) for i, r in enumerate(resp)]
+
+
+def translate(doc: dict[str, Any], *, resp_names: list[str], shipped: Shipped | None = None) -> Translation:
+    """The project-format document for an original-format one; raises SpecError (original paths)."""
+    out: dict[str, Any] = {"name": name_of(doc)}
+    out.update({k: doc[k] for k in ("description", "docs", "base_url") if k in doc})
+    calls = _Calls(resp_names)
+    out["calls"] = {}
+    for key, raw in doc.items():
+        if key in TOP_KEYS:
+            continue
+        if not isinstance(raw, dict):
+            fail([key], f"not a call{suggest(key, TOP_KEYS)}: every top-level key other than "
+                        f"{', '.join(TOP_KEYS)} is a call (an object with path, apitype, ...)")
+        if "apitype" not in raw:
+            fail([key, "apitype"], "missing: a call needs an apitype: stream, sync or async")
+        if not _CALL.match(key):
+            fail([key], "a call's name is lower-case letters, digits and _, starting with a letter")
+        out["calls"][key] = calls.call(key, raw)
+    if shipped is not None:
+        _borrow(out, shipped, calls.origins)
+    return Translation(out, calls.origins)
+
+
+class _Calls:
+    """Translates calls, recording the original path of every part whose path changes."""
+
+    def __init__(self, resp_names: list[str]) -> None:
+        self.names = resp_names
+        self.origins: dict[Key, tuple[Key, str | None]] = {}
+
+    def call(self, name: str, raw: dict[str, Any]) -> dict[str, Any]:
+        where: Where = [name]
+        parts.check_keys(raw, CALL_KEYS, where, "a call")
+        apitype = raw["apitype"]
+        if apitype not in APITYPES:
+            fail([*where, "apitype"], f"unknown apitype {apitype!r}{suggest(apitype, APITYPES)}; "
+                                      f"use stream, sync or async")
+        for key in (STREAM_KEYS if apitype != "stream" else ()) + (ASYNC_KEYS if apitype != "async" else ()):
+            if key in raw:
+                kind = "stream" if key in STREAM_KEYS else "async"
+                fail([*where, key], f"only for apitype {kind!r} (this call is {apitype!r})")
+        if "headers" in raw and "header" in raw:
+            fail([*where, "header"], "give headers or header, not both")
+        out: dict[str, Any] = {"path": self._path(raw, where, "path", ()),
+                               "method": self._method(raw, where, "method", ("GET", "POST", "PUT"), "POST"),
+                               "apitype": apitype}
+        if "description" in raw:
+            out["description"] = raw["description"]
+        header = "header" if "header" in raw else "headers"
+        self._params(raw, where, out, (header, "params", "data"), ("headers", "params", "data"), ())
+        out["resp"] = self._resp(raw, where, "resp")
+        if apitype == "stream":
+            self._stream(raw, where, out)
+        elif apitype == "async":
+            self._async(raw, where, out, header)
+        return out
+
+    def _stream(self, raw: dict[str, Any], where: Where, out: dict[str, Any]) -> None:
+        """chunk_match reads raw lines (framing `lines`); without it the stream is SSE."""
+        if "chunk_match" in raw:
+            out["framing"] = "lines"
+            out["chunk_match"] = parts.regex(raw["chunk_match"], [*where, "chunk_match"])
+        else:
+            out["framing"] = "sse"
+        self._origin([*where, "framing"], [*where, "chunk_match" if "chunk_match" in raw else "apitype"])
+        if "chunk_filter" in raw:
+            rules: list[dict[str, Any]] = []
+            for at, rule in parts.chunk_filter(raw["chunk_filter"], [*where, "chunk_filter"], self.names):
+                base = [*where, "chunk_filter", len(rules)]
+                self._origin(base, at)
+                self._origin([*base, "path"], [*at, "name"])
+                self._origin([*base, "fields"], [*at, "field"])
+                rules.append(rule)
+            out["chunk_filter"] = rules
+
+    def _async(self, raw: dict[str, Any], where: Where, out: dict[str, Any], header: str) -> None:
+        """The query request; no status map: done once query_resp's content has a value."""
+        if not any(item["name"] == "task_id" for item in out["resp"]):
+            fail([*where, "resp"], 'an async call\'s resp yields the query id: add {"name": "task_id", "value": '
+                                   '"<its key path>"}; the query fields use it as ${task_id}')
+        out["query_path"] = self._path(raw, where, "query_path", LOCAL)
+        default = "POST" if raw.get("query_data") else "GET"
+        out["query_method"] = self._method(raw, where, "query_method", ("GET", "POST"), default)
+        if "query_headers" not in raw and "headers" in out:  # the query authenticates like the call
+            out["query_headers"] = copy.deepcopy(out["headers"])
+            self._origin([*where, "query_headers"], [*where, header])
+        self._params(raw, where, out, ("query_headers", "query_params", "query_data"),
+                     ("query_headers", "query_params", "query_data"), LOCAL)
+        out["query_resp"] = self._resp(raw, where, "query_resp")
+        names = {item["name"] for item in out["query_resp"]}
+        if "status" in names:
+            fail([*where, "query_resp"], "the original format has no status map: leave 'status' out (the call "
+                                         "is done once content has a value, and failed when error has one)")
+        if "content" not in names:
+            fail([*where, "query_resp"], "needs a 'content' item: the call is done once it has a value")
+        out.update({k: raw[k] for k in ("poll_interval", "poll_timeout") if k in raw})
+
+    def _path(self, raw: dict[str, Any], where: Where, key: str, local: tuple[str, ...]) -> str:
+        value = raw.get(key)
+        if value is None:
+            fail([*where, key], "missing: the request path, e.g. /v1/text/chatcompletion_pro")
+        if not isinstance(value, str):
+            fail([*where, key], "must be a string: the request path, e.g. /v1/text/chatcompletion_pro")
+        if _URL.match(value):
+            fail([*where, key], "the path only, without scheme or host: put those in base_url "
+                                "(or set UPSTREAM_BASE_URL)")
+        return parts.text(value if not value or value.startswith("/") else "/" + value, [*where, key], local)
+
+    @staticmethod
+    def _method(raw: dict[str, Any], where: Where, key: str, known: tuple[str, ...], default: str) -> str:
+        value = raw.get(key, default)
+        if not isinstance(value, str) or value.upper() not in known:
+            fail([*where, key], f"unsupported method {value!r}; use {', '.join(known)}")
+        return value.upper()
+
+    def _params(self, raw: dict[str, Any], where: Where, out: dict[str, Any], keys: tuple[str, ...],
+                targets: tuple[str, ...], local: tuple[str, ...]) -> None:
+        for key, target in zip(keys, targets, strict=True):
+            if key in raw:
+                out[target] = parts.params(raw[key], [*where, key], local)
+                if key != target:
+                    self._origin([*where, target], [*where, key])
+
+    def _resp(self, raw: dict[str, Any], where: Where, key: str) -> list[dict[str, Any]]:
+        if key not in raw:
+            fail([*where, key], "missing: the list of response items {name, value} to read from the answer")
+        out: list[dict[str, Any]] = []
+        for i, item in parts.resp(raw[key], [*where, key], self.names):
+            self._origin([*where, key, len(out)], [*where, key, i])
+            out.append(item)
+        return out
+
+    def _origin(self, translated: Where, original: Where, source: str | None = None) -> None:
+        """`translated` is relative to `calls` (the call name first)."""
+        self.origins[("calls", *translated)] = (tuple(original), source)
+
+
+def _borrow(out: dict[str, Any], shipped: Shipped, origins: dict[Key, tuple[Key, str | None]]) -> None:
+    """Take from the same-name shipped spec what the original file does not say."""
+    theirs, source = shipped.doc, shipped.file
+    for key in ("base_url", "api_key_env"):
+        if key not in out and key in theirs:
+            out[key] = theirs[key]
+            origins[(key,)] = ((key,), source)
+    if "signer" in theirs and not any(_own_auth(call) for call in out["calls"].values()):
+        out["signer"] = copy.deepcopy(theirs["signer"])
+        origins[("signer",)] = (("signer",), source)
+    for name, call in out["calls"].items():
+        their_call = theirs.get("calls", {}).get(name)
+        if not isinstance(their_call, dict):
+            continue
+        their_data = their_call.get("data", [])
+        for i, item in enumerate(call.get("data", [])):
+            if item["value"] != "${messages}" or "converter" in item:
+                continue
+            for j, their in enumerate(their_data):
+                if their.get("value") == "${messages}" and "converter" in their:
+                    item["converter"] = copy.deepcopy(their["converter"])
+                    origins[("calls", name, "data", i, "converter")] = (("calls", name, "data", j, "converter"), source)
+                    break
+        for key in ("resp", "query_resp"):
+            if key not in call:
+                continue
+            for j, their in enumerate(their_call.get(key, [])):
+                if their.get("name") in ("error", "error_code", "error_status"):
+                    origins[("calls", name, key, len(call[key]))] = (("calls", name, key, j), source)
+                    call[key].append(copy.deepcopy(their))
+
+
+def _own_auth(call: dict[str, Any]) -> bool:
+    """The call authenticates itself: an Authorization (or other auth) header, or the key in a field."""
+    fields = [*call.get("headers", []), *call.get("params", []), *call.get("data", [])]
+    return any("auth" in f["name"].lower() or "${api_key" in json.dumps(f["value"]) for f in fields)
