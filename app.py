@@ -8,22 +8,23 @@ import sys
 
 import uvloop
 
-from bridge.config import ConfigError, Settings
+from bridge.config import ConfigError, Settings, read_settings
 from bridge.process.app import create_app
-from bridge.process.lifecycle import StartupError, serve
+from bridge.process.lifecycle import StartupError, reload_on_sighup, serve_until
 
 __all__ = ["create_app", "main"]
 
 
 async def run(settings: Settings) -> int:
-    """Serve until SIGTERM or SIGINT, then drain (README, "Shutdown"); the exit status."""
+    """Serve until SIGTERM or SIGINT, then drain (README, "Shutdown"); SIGHUP reloads BRIDGE_AGENTS."""
     app = create_app(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reload_on_sighup(app)
     try:
-        await serve(app, settings, stop)
+        await serve_until(stop, app, settings)
     except StartupError as exc:
         print(f"start-up error: {exc}", file=sys.stderr)
         return 1
@@ -32,7 +33,7 @@ async def run(settings: Settings) -> int:
 
 def main() -> int:
     try:
-        settings = Settings.from_env()
+        settings = read_settings()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

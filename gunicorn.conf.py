@@ -26,12 +26,12 @@ else:
     _metrics_dir = ""
 
 import bridge.process.app  # noqa: F401  loaded once here: workers fork with it (quick boot, shared pages)
-from bridge.config import ConfigError, Settings
-from bridge.upstreams import build_upstreams
+from bridge.config import ConfigError, read_settings
+from bridge.pipeline.agents import check_configuration
 
 try:
-    _settings = Settings.from_env()
-    build_upstreams(_settings)  # names, URLs and specs (connections open lazily, in the workers)
+    _settings = read_settings()
+    check_configuration(_settings)  # every agent's settings, files and upstreams (connections open in the workers)
 except ConfigError as exc:
     print(f"configuration error: {exc}", file=sys.stderr)
     raise SystemExit(2) from None
@@ -50,6 +50,13 @@ accesslog = None  # the bridge writes its own JSON line per request
 errorlog = "-"
 loglevel = "warning" if _server.log_level in ("WARNING", "ERROR") else "info"
 control_socket_disable = True  # no gunicornc socket in $HOME: a dyno has no use for it
+
+
+def when_ready(server: Any) -> None:
+    """SIGHUP to the master reloads BRIDGE_AGENTS in each worker, instead of restarting them."""
+    from bridge.compat import forward_sighup
+
+    forward_sighup(server)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import sys
 
-from bridge.config import ConfigError, Settings
+from bridge.config import ConfigError, read_settings
 from bridge.config.paths import GUNICORN_CONFIG
 
 
 def main() -> int:
     try:
-        Settings.from_env()
+        read_settings()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,10 @@
-"""Why an answer failed: one closed set of error kinds, and the status each one answers.
+"""Why an answer failed: one closed set of error kinds, and the one exception that carries them.
 
-An upstream failure is an `UpstreamError` raised in place of the next event. Its `kind` is
-a stable name used in log lines, metrics and error bodies; `ErrorKind.status` is the one
-place that decides which HTTP status a kind answers before the first byte.
+Every failure the bridge reports is a `BridgeError` with a `kind`: a refused caller (bad
+body, wrong token, overloaded), an upstream failure (`UpstreamError`, raised in place of the
+next event), a cut at the end of the drain. The kind is a stable name used in log lines,
+metrics and error bodies. How a protocol answers each kind (status, body, spoken phrase,
+in-stream event) is decided once per protocol, in bridge/render/errors.py.
 """
 
 from __future__ import annotations
@@ -31,15 +33,12 @@ class ErrorKind(StrEnum):
     TOOL_ROUNDS = "tool_rounds"  # the model still wanted the bridge's tools after BRIDGE_TOOLS' max_rounds
     # the caller's side, and ours
     AUTH = "auth"  # the caller's token is wrong or missing
+    NOT_FOUND = "not_found"  # no such agent (or resource) here
     BAD_REQUEST = "bad_request"  # the caller's body is invalid
+    UNSUPPORTED_MEDIA = "unsupported_media_type"  # the body is not of a type the route reads
     BODY_TIMEOUT = "body_timeout"  # the caller did not send its body in time
     OVERLOADED = "overloaded"  # MAX_CONCURRENCY reached
     INTERNAL = "internal"  # a bug
-
-    @property
-    def status(self) -> int:
-        """The HTTP status this failure answers when nothing has been sent yet."""
-        return _STATUS.get(self, 502)
 
     @property
     def retryable(self) -> bool:
@@ -52,21 +51,29 @@ class ErrorKind(StrEnum):
         return self in (ErrorKind.UPSTREAM_BAD_REQUEST, ErrorKind.SHUTDOWN)
 
 
-_STATUS = {
-    ErrorKind.UPSTREAM_RATE_LIMITED: 429,
-    ErrorKind.UPSTREAM_BAD_REQUEST: 400,
-    ErrorKind.UPSTREAM_TIMEOUT: 504,
-    ErrorKind.SHUTDOWN: 503,
-    ErrorKind.AUTH: 401,
-    ErrorKind.BAD_REQUEST: 400,
-    ErrorKind.BODY_TIMEOUT: 408,
-    ErrorKind.OVERLOADED: 503,
-    ErrorKind.INTERNAL: 500,
-}
+class BridgeError(Exception):
+    """A failure with its kind. `param` names the caller's offending field (bad requests);
+    `retry_after` (seconds) is passed on to the caller when set."""
+
+    def __init__(self, kind: ErrorKind, message: str, *, param: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.param = param
+        self.retry_after = retry_after
 
 
-class UpstreamError(Exception):
-    """The upstream failed. The message never contains a secret once `redact` has run."""
+def overloaded() -> BridgeError:
+    """MAX_CONCURRENCY answers are in flight: the caller should retry shortly."""
+    return BridgeError(ErrorKind.OVERLOADED, "Too many requests in flight; retry shortly.", retry_after=1)
+
+
+class UpstreamError(BridgeError):
+    """The upstream failed. The message never contains a secret once `redact` has run.
+
+    `status` is the upstream's own HTTP status, when it answered one.
+    """
 
     def __init__(
         self,
@@ -76,11 +83,8 @@ class UpstreamError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
+        super().__init__(kind, message, retry_after=retry_after)
         self.status = status
-        self.retry_after = retry_after
 
     def redact(self, redact: Callable[[str], str]) -> UpstreamError:
         """Mask secrets in the message, then cap it, everywhere it is kept (`str(exc)` included).
@@ -99,10 +103,6 @@ class UpstreamError(Exception):
         if self.kind is ErrorKind.UPSTREAM_HTTP:
             return self.status is not None and self.status >= 500
         return self.kind.retryable
-
-    @property
-    def http_status(self) -> int:
-        return self.kind.status
 
     @classmethod
     def from_status(cls, status: int, detail: str = "", retry_after: float | None = None) -> UpstreamError:

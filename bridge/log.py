@@ -30,22 +30,25 @@ _INT_LIMIT = 1 << 63
 class RequestLog:
     """What one request did; None fields are left out of the line."""
 
-    # inbound: the platform and its identifiers (bridge.inbound)
+    # inbound: the agent, the platform and its identifiers (bridge.inbound)
+    agent: str | None = None
     platform: str | None = None
     ids: dict[str, Any] | None = None  # call, session, turn ids: each goes on the line under its own name
     user_data: str | None = None
     extend_data: str | None = None  # "missing" / "malformed" when IMS's ExtendData is unusable
     dropped: list[str] | None = None  # parameter names not sent upstream (never their values)
-    # the core: the upstream call (bridge.pipeline.chain)
+    # the pipeline: the upstream call and the tools (bridge.pipeline.chain, tool_rounds)
     upstream: str | None = None
     attempts: list[str] | None = None
     ttft_ms: float | None = None
     usage: dict[str, Any] | None = None
     usage_estimated: bool | None = None
     tools: list[dict[str, Any]] | None = None
-    # the answer as spoken (bridge.pipeline.stages)
+    tools_dropped: int | None = None  # bridge tool calls past MAX_TOOL_CALLS in a round, not run
+    # what the caller heard (bridge.pipeline.stages, the routes)
     failure_phrase: bool | None = None
     filler: bool | None = None
+    unspeakable: bool | None = None  # the answer had nothing speakable once filtered
     call_control: str | None = None
     # routes of their own (bridge.inbound.agora_rag, agora_audio)
     rag_passages: int | None = None
@@ -53,7 +56,8 @@ class RequestLog:
     rag_error: str | None = None
     audio_source: str | None = None
     audio_ms: int | None = None
-    # how it ended (any module that sees it; the access middleware)
+    # the outcome: written only by the protocol's error table (bridge.render.errors) and the
+    # access middleware (bridge.process.access), never by a stage
     error_kind: ErrorKind | None = None
     error: str | None = None
     exception: str | None = None

@@ -1,5 +1,7 @@
 """Prometheus metrics: requests, latency, time to first token, upstream errors, streams in flight.
 
+The per-request series carry the agent that answered (`agent`: bounded by the agents configured).
+
 Under gunicorn every worker writes its figures to PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py
 sets one up) and a scrape of any worker shows them all, summed; a single process keeps them
 in memory.
@@ -37,18 +39,18 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         reg = self.registry
-        self.requests = Counter("bridge_requests", "Requests answered, by route and status.", ["route", "status"],
-                                registry=reg)
-        self.latency = Histogram("bridge_request_duration_seconds", "Time from request to last byte.", ["route"],
-                                 buckets=_BUCKETS, registry=reg)
-        self.ttft = Histogram("bridge_ttft_seconds", "Time from request to the first token.", ["route"],
+        self.requests = Counter("bridge_requests", "Requests answered, by route, status and agent.",
+                                ["route", "status", "agent"], registry=reg)
+        self.latency = Histogram("bridge_request_duration_seconds", "Time from request to last byte.",
+                                 ["route", "agent"], buckets=_BUCKETS, registry=reg)
+        self.ttft = Histogram("bridge_ttft_seconds", "Time from request to the first token.", ["route", "agent"],
                               buckets=_BUCKETS, registry=reg)
         self.upstream_errors = Counter("bridge_upstream_errors", "Upstream failures, by upstream and kind.",
                                        ["upstream", "kind"], registry=reg)
         self.in_flight = Gauge("bridge_in_flight_streams", "Upstream requests in flight.", registry=reg,
                                multiprocess_mode="livesum")
         self.fallbacks = Counter("bridge_spoken_fallbacks", "Answers replaced by the failure phrase (FALLBACK_TEXT).",
-                                 ["route"], registry=reg)
+                                 ["route", "agent"], registry=reg)
         self.tool_duration = Histogram("bridge_tool_duration_seconds", "Time a bridge tool call took, by tool.",
                                        ["tool"], buckets=_TOOL_BUCKETS, registry=reg)
         self.tool_errors = Counter("bridge_tool_errors", "Bridge tool calls that failed, by tool and outcome.",
@@ -56,26 +58,26 @@ class Metrics:
 
         # The per-request series, looked up once per label set (a `labels()` call takes a lock
         # and builds a key: about 2% of the CPU per stream).
-        self._answered: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
-        self._ttft: dict[str, Any] = {}
+        self._answered: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
+        self._ttft: dict[tuple[str, str], Any] = {}
 
-    def answered(self, route: str, status: int, seconds: float, fallback: bool) -> None:
+    def answered(self, route: str, status: int, seconds: float, fallback: bool, agent: str) -> None:
         """Count one answered request and its duration (and whether the failure phrase replaced it)."""
-        series = self._answered.get((route, status))
+        series = self._answered.get((route, status, agent))
         if series is None:
-            series = (self.requests.labels(route, str(status)), self.latency.labels(route),
-                      self.fallbacks.labels(route))
-            self._answered[(route, status)] = series
+            series = (self.requests.labels(route, str(status), agent), self.latency.labels(route, agent),
+                      self.fallbacks.labels(route, agent))
+            self._answered[(route, status, agent)] = series
         series[0].inc()
         series[1].observe(seconds)
         if fallback:
             series[2].inc()
 
-    def first_token(self, route: str, seconds: float) -> None:
+    def first_token(self, route: str, seconds: float, agent: str) -> None:
         """Observe one answer's time to first token."""
-        series = self._ttft.get(route)
+        series = self._ttft.get((route, agent))
         if series is None:
-            series = self._ttft[route] = self.ttft.labels(route)
+            series = self._ttft[(route, agent)] = self.ttft.labels(route, agent)
         series.observe(seconds)
 
     def render(self) -> tuple[bytes, str]:

@@ -23,7 +23,13 @@ class Redactor:
     """Replaces every configured secret (or its start, quoted), and anything shaped like a credential."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.secrets: list[str] = []
+        self._prefixes: list[tuple[str, re.Pattern[str]]] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Mask these too (every agent's secrets, known once the agents are read)."""
+        self.secrets = sorted({*self.secrets, *(s for s in secrets if s)}, key=len, reverse=True)
         self._prefixes = [(s[:PREFIX], re.compile(re.escape(s[:PREFIX]) + r"\S*"))
                           for s in self.secrets if len(s) >= 2 * PREFIX]
 

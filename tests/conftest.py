@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bridge.config import Settings
+from bridge.compat import QuietRunner as BridgeRunner
+from bridge.config import read_settings
 from bridge.process.app import create_app
-from bridge.process.compat import BridgeRunner
 from bridge.upstreams.openai.sdk import tls_context
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ async def bridge(log_stream: io.StringIO, bridge_defaults: dict[str, str]) -> As
     clients: list[TestClient] = []
 
     async def make(env: dict[str, str] | None = None) -> TestClient:
-        app = create_app(Settings.from_env({**bridge_defaults, **(env or {})}), log_stream=log_stream)
+        app = create_app(read_settings({**bridge_defaults, **(env or {})}), log_stream=log_stream)
         client = TestClient(BridgeTestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)

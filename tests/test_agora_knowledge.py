@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import ConfigError, Settings
+from bridge.config import ConfigError, read_settings
 from bridge.knowledge import (
     KnowledgeBase,
     KnowledgeError,
@@ -98,7 +98,7 @@ async def test_a_broken_link_in_the_folder_is_a_clear_error(tmp_path, log_stream
     (folder / "gone.md").symlink_to(folder / "missing.md")
     with pytest.raises(KnowledgeError, match=r"gone\.md"):
         ensure_index(folder, index)
-    settings = Settings.from_env({"KNOWLEDGE_DIR": str(folder), "KNOWLEDGE_INDEX": str(index)})
+    settings = read_settings({"KNOWLEDGE_DIR": str(folder), "KNOWLEDGE_INDEX": str(index)})
     with pytest.raises(ConfigError, match=r"KNOWLEDGE_DIR: .*gone\.md"):  # start-up stops with a message
         create_app(settings, log_stream=log_stream)
 
@@ -261,20 +261,20 @@ async def test_server_builds_a_stale_index_at_start(bridge, fake_upstream: FakeU
 ])
 def test_bad_settings_name_the_variable(env, variable):
     """Values are checked when read; the files they name, at start-up (reading config never touches the disk)."""
-    from bridge.config import ConfigError, Settings, check_files
+    from bridge.config import ConfigError, check_files
 
     with pytest.raises(ConfigError, match=variable):
-        check_files(Settings.from_env(env))
+        check_files(read_settings(env))
 
 
 def test_odd_sized_pcm_is_refused(tmp_path):
-    from bridge.config import ConfigError, Settings, check_files
+    from bridge.config import ConfigError, check_files
 
     write(tmp_path, "t.txt", "hi")
     (tmp_path / "a.pcm").write_bytes(b"\0" * 1281)
-    settings = Settings.from_env({"AUDIO_TRANSCRIPT_FILE": str(tmp_path / "t.txt"),
+    settings = read_settings({"AUDIO_TRANSCRIPT_FILE": str(tmp_path / "t.txt"),
                                   "AUDIO_PCM_FILE": str(tmp_path / "a.pcm")})
     with pytest.raises(ConfigError, match="odd size"):
         check_files(settings)
-    settings = Settings.from_env({"RAG_WAITING_PHRASES": " Hold on. | 稍等 |"})
+    settings = read_settings({"RAG_WAITING_PHRASES": " Hold on. | 稍等 |"})
     assert settings.rag.waiting_phrases == ("Hold on.", "稍等")

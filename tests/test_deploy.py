@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge.config import Settings
+from bridge.config import Settings, read_settings
 from bridge.process.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def secret_example() -> dict[str, Any]:
 
 def manifest_settings() -> Settings:
     """Settings as a pod would build them: the example Secret's keys, then the explicit env."""
-    return Settings.from_env({**secret_example()["stringData"], **container_env()})
+    return read_settings({**secret_example()["stringData"], **container_env()})
 
 
 def setting(settings: Settings, name: str) -> Any:
@@ -113,7 +113,7 @@ def setting(settings: Settings, name: str) -> Any:
 
 @cache
 def get_routes() -> frozenset[str]:
-    app = create_app(Settings.from_env({}))
+    app = create_app(read_settings({}))
     return frozenset(r.resource.canonical for r in app.router.routes()
                      if r.method == "GET" and r.resource is not None)
 
@@ -331,7 +331,7 @@ async def test_hpa_commented_custom_metric_is_one_the_app_exports(aiohttp_client
     text = (K8S / "hpa.yaml").read_text(encoding="utf-8")
     names = re.findall(r"^\s*#\s*name:\s*(\w+)\s*$", text, flags=re.MULTILINE)
     assert names == ["bridge_in_flight_streams"]
-    client = await aiohttp_client(create_app(Settings.from_env({})))
+    client = await aiohttp_client(create_app(read_settings({})))
     response = await client.get("/metrics")
     assert response.status == 200
     assert re.search(rf"^{names[0]}(\{{.*\}})? ", await response.text(), flags=re.MULTILINE)
@@ -466,7 +466,7 @@ def test_app_json_runs_the_procfile_with_documented_valid_settings() -> None:
         assert documented(name), f"app.json: {name} is not documented in README.md"
         assert spec.get("description"), name
     values = {name: spec["value"] for name, spec in env.items() if "value" in spec}
-    settings = Settings.from_env(values)  # raises ConfigError on a bad default
+    settings = read_settings(values)  # raises ConfigError on a bad default
     assert setting(settings, "drain_timeout") + EXIT_SLACK_S < PAAS_STOP_S
     if "success_url" in manifest:
         assert manifest["success_url"] in get_routes()

@@ -216,10 +216,10 @@ class BuggyUpstream:
 
 
 async def test_unexpected_error_after_first_byte_still_ends_the_stream(bridge, log_stream):
-    from bridge.process.state import STATE
+    from bridge.inbound.context import SERVICES
 
     client = await bridge({})
-    client.server.app[STATE].bridge.upstreams = [BuggyUpstream()]
+    client.server.app[SERVICES].roster.default.pipeline.chain.upstreams = [BuggyUpstream()]
     resp = await client.post("/v1/chat/completions", json={"model": "m", "messages": USER, "stream": True})
     assert resp.status == 200
     events = parse_sse(await resp.text())

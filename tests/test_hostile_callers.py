@@ -152,9 +152,9 @@ async def test_a_caller_gone_while_its_answer_is_written_is_logged_as_499(log_st
     from aiohttp import web
     from aiohttp.test_utils import TestClient
 
-    from bridge.config import Settings
+    from bridge.config import read_settings
+    from bridge.inbound.context import log_of
     from bridge.process.app import create_app
-    from bridge.process.state import log_of
     from tests.conftest import BridgeTestServer
 
     async def gone_mid_write(request: web.Request) -> web.StreamResponse:
@@ -163,7 +163,7 @@ async def test_a_caller_gone_while_its_answer_is_written_is_logged_as_499(log_st
         log_of(request).client_cancel = True  # what stream_reply records on ConnectionError
         return response
 
-    app = create_app(Settings.from_env({}), log_stream=log_stream)
+    app = create_app(read_settings({}), log_stream=log_stream)
     app.router.add_get("/probe", gone_mid_write)
     async with TestClient(BridgeTestServer(app, host="127.0.0.1")) as client:
         await (await client.get("/probe")).read()

@@ -18,9 +18,9 @@ import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 
-from bridge.config import Settings
+from bridge.compat import QuietRunner as BridgeRunner
+from bridge.config import read_settings
 from bridge.process.app import create_app
-from bridge.process.compat import BridgeRunner
 from tests.fuzzing import TOKEN, Request, answer_problem, requests
 
 
@@ -29,7 +29,7 @@ class LiveServer:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.loop = asyncio.new_event_loop()
-        self.app = create_app(Settings.from_env(env), log_stream=io.StringIO())
+        self.app = create_app(read_settings(env), log_stream=io.StringIO())
         self.runner = BridgeRunner(self.app, handler_cancellation=True)
         self.port = 0
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

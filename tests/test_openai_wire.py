@@ -234,11 +234,11 @@ async def test_a_key_straddling_the_message_cut_is_still_masked(bridge, fake_ups
 
 
 def test_every_driver_pools_as_many_connections_as_max_concurrency() -> None:
-    from bridge.config import Settings
+    from bridge.config import read_settings
     from bridge.upstreams import build_upstream
 
     for client in ("aiohttp", "sdk"):
-        settings = Settings.from_env({"OPENAI_CLIENT": client, "MAX_CONCURRENCY": "1200"})
+        settings = read_settings({"OPENAI_CLIENT": client, "MAX_CONCURRENCY": "1200"})
         upstream = build_upstream("openai", settings)
         if client == "aiohttp":
             assert upstream.http.max_connections == 1200  # type: ignore[attr-defined]

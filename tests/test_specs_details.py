@@ -15,7 +15,7 @@ import openai
 import pytest
 from aiohttp import web
 
-from bridge.config import Settings
+from bridge.config import read_settings
 from bridge.errors import UpstreamError
 from bridge.events import TextDelta
 from bridge.request import ChatRequest
@@ -91,7 +91,7 @@ async def test_closing_the_stream_early_closes_the_provider_connection(fake_upst
         return response
 
     fake_upstream.handler = endless
-    settings = Settings.from_env({"UPSTREAM": "ollama", "UPSTREAM_BASE_URL": fake_upstream.url})
+    settings = read_settings({"UPSTREAM": "ollama", "UPSTREAM_BASE_URL": fake_upstream.url})
     upstream = build_upstream("ollama", settings)
     events = upstream.stream(ChatRequest(list(MESSAGES), model=MODEL, route="test"))
     assert await anext(events) == [TextDelta("first")]
@@ -293,7 +293,7 @@ async def test_error_event_after_text_ends_the_openai_stream_with_an_error(bridg
 
 async def test_provider_error_text_never_carries_our_secrets(fake_upstream: FakeUpstream) -> None:
     fake_upstream.handler = fakes.openai_error(400, f"Incorrect API key provided: {KEY}")
-    settings = Settings.from_env({"UPSTREAM_BASE_URL": fake_upstream.url, "UPSTREAM_API_KEY": KEY})
+    settings = read_settings({"UPSTREAM_BASE_URL": fake_upstream.url, "UPSTREAM_API_KEY": KEY})
     upstream = build_upstream(str(SPECS / "openai.json"), settings)
     with pytest.raises(UpstreamError) as caught:
         await anext(upstream.stream(ChatRequest(list(MESSAGES), model=MODEL, route="test")))

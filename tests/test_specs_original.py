@@ -17,7 +17,7 @@ import openai
 import pytest
 from aiohttp import ClientSession, web
 
-from bridge.config import ConfigError, Settings
+from bridge.config import ConfigError, read_settings
 from bridge.process.app import create_app
 from bridge.upstreams.spec import available_specs, load_spec
 from bridge.upstreams.spec.conditions import Condition
@@ -227,7 +227,7 @@ async def test_a_wrong_key_reaches_minimax_and_its_login_fail_is_reported(bridge
 
 def start(**env: str) -> str:
     with pytest.raises(ConfigError) as caught:
-        create_app(Settings.from_env(env))
+        create_app(read_settings(env))
     return str(caught.value)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bridge.config import ConfigError, Settings
+from bridge.config import ConfigError, read_settings
 from bridge.process.app import create_app
 from bridge.upstreams.spec import available_specs, load_spec
 
@@ -30,7 +30,7 @@ GOOD: dict[str, Any] = {
 
 
 def start(spec: str, **env: str) -> None:
-    create_app(Settings.from_env({"UPSTREAM": spec, "UPSTREAM_API_KEY": "sk-test-key-123", **env}))
+    create_app(read_settings({"UPSTREAM": spec, "UPSTREAM_API_KEY": "sk-test-key-123", **env}))
 
 
 def start_with(tmp_path: Path, doc: Any, **env: str) -> str:

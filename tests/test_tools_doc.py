@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bridge.process.state import STATE
+from bridge.inbound.context import SERVICES
 from bridge.tools import load_toolbox
 from tests.conftest import FakeUpstream, log_lines, sse, text_chunks
 from tests.test_tools_loop import events_of
@@ -140,7 +140,7 @@ async def test_the_worked_example_runs_end_to_end(bridge, fake_upstream, orders,
     # the real app, started with BRIDGE_TOOLS and the variables the file names
     model_calling_both_tools(fake_upstream)
     client = await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1", "BRIDGE_TOOLS": str(path), **env})
-    toolbox = client.server.app[STATE].bridge.toolbox
+    toolbox = client.server.app[SERVICES].roster.default.pipeline.toolbox
     for _ in range(500):  # the MCP server connects in the background: wait for its listing, boundedly
         if len(toolbox.definitions()) == 2:
             break

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bridge.process.state import STATE
+from bridge.inbound.context import SERVICES
 from tests.conftest import FakeUpstream, log_lines, sse, text_chunks
 
 USER = [{"role": "user", "content": "What's the weather in Paris?"}]
@@ -140,7 +140,7 @@ async def test_an_mcp_tool_is_discovered_and_called(bridge, fake_upstream, mcp_s
     model_that_uses(fake_upstream, "lookup_order", {"order_id": "A-17"})
     client = await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1", "BRIDGE_TOOLS": str(path),
                            "SPEECH_FILTER": "off"})
-    toolbox = client.server.app[STATE].bridge.toolbox
+    toolbox = client.server.app[SERVICES].roster.default.pipeline.toolbox
     for _ in range(500):  # discovery runs in the background: wait for the listing, boundedly
         if toolbox.definitions():
             break
@@ -247,7 +247,8 @@ async def test_the_log_line_counts_every_round_and_one_first_token(bridge, fake_
     assert line["usage"] == events[-1]["usage"]  # what the caller was billed: both rounds
     assert line["usage"]["completion_tokens"] > 0 and line["usage_estimated"] is True
     metrics = await (await client.get("/metrics")).text()
-    assert 'bridge_ttft_seconds_count{route="/v1/chat/completions"} 1.0' in metrics  # one answer, one first token
+    # one answer, one first token
+    assert 'bridge_ttft_seconds_count{agent="default",route="/v1/chat/completions"} 1.0' in metrics
 
 
 async def test_rounds_running_out_fail_like_an_upstream_without_fallback_text(bridge, fake_upstream, tool_server,

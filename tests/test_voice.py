@@ -74,7 +74,7 @@ async def test_a_filler_fills_a_slow_start(bridge, fake_upstream: FakeUpstream, 
     assert json.loads(first[6:])["choices"][0]["delta"]["content"] == "One moment please."
     assert 0.2 <= arrived < 0.2 + 0.1  # FILLER_AFTER_MS + 100 ms
     rest = sse_events((first + await resp.content.read()).decode())
-    assert spoken_text(rest) == "One moment please.The answer."
+    assert spoken_text(rest) == "One moment please. The answer."  # joined as speech (issue 20, item 5)
     assert log_lines(log_stream)[-1]["filler"] is True
     resp = await client.post("/v1/chat/completions", json={"model": "m", "stream": True,
                                                            "messages": [{"role": "user", "content": "你好"}]})

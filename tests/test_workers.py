@@ -211,7 +211,7 @@ async def test_one_scrape_shows_every_workers_counts(tmp_path: Path) -> None:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
                 async with session.get(base + "/metrics") as resp:
                     text = await resp.text()
-            assert f'bridge_requests_total{{route="/",status="200"}} {float(sent)}' in text, text
+            assert f'bridge_requests_total{{agent="default",route="/",status="200"}} {float(sent)}' in text, text
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.communicate(), 10)
 

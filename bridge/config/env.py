@@ -7,6 +7,7 @@ and in each worker.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Mapping
@@ -35,8 +36,19 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from `env` (default: os.environ); raise ConfigError on bad values."""
-    env = dict(os.environ if env is None else env)
-    get = Reader(env)
+    return _read(Reader(dict(os.environ if env is None else env)))
+
+
+@functools.cache
+def setting_names() -> frozenset[str]:
+    """Every environment variable the bridge reads as a setting."""
+    reader = Reader({})
+    _read(reader)
+    return frozenset(reader.read)
+
+
+def _read(get: Reader) -> Settings:
+    env = get.env
     return Settings(
         server=_server(get),
         upstream=_upstream(get),
@@ -49,7 +61,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         answer=_answer(get, env),
         rag=_rag(get),
         audio=_audio(get),
-        tokens=get.items("BRIDGE_TOKENS"),
+        tokens=_tokens(get),
         tools_file=get.text("BRIDGE_TOOLS"),
         env=env,
     )
@@ -85,6 +97,7 @@ def _server(get: Reader) -> ServerSettings:
         drain_delay=drain_delay,
         metrics_token=get.text("METRICS_TOKEN"),
         log_level=get.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
+        agents_file=get.text("BRIDGE_AGENTS"),
     )
 
 
@@ -132,6 +145,8 @@ def _answer(get: Reader, env: Mapping[str, str]) -> AnswerSettings:
         call_tools=call_tools,
         hangup_words=get.text("HANGUP_WORDS") or DEFAULT_HANGUP_WORDS,
         transfer_numbers=get.items("TRANSFER_NUMBERS"),
+        max_tool_calls=get.integer("MAX_TOOL_CALLS", 16, lo=1, hi=128),
+        max_tool_argument_chars=get.integer("MAX_TOOL_ARGUMENT_CHARS", 65_536, lo=1024, hi=8 << 20),
     )
 
 
@@ -142,18 +157,35 @@ def _audio(get: Reader) -> AudioSettings:
     return AudioSettings(transcript_file=transcript, pcm_file=pcm)
 
 
+def _tokens(get: Reader) -> tuple[str, ...]:
+    """BRIDGE_TOKENS: comma-separated; a token with a space inside is a list mistyped ("a b")."""
+    tokens = get.items("BRIDGE_TOKENS")
+    for token in tokens:
+        if any(c.isspace() for c in token):
+            raise ConfigError("BRIDGE_TOKENS: a token contains whitespace; separate tokens with commas "
+                              "(BRIDGE_TOKENS=token1,token2)")
+    return tokens
+
+
 class Reader:
-    """Typed access to environment variables, raising ConfigError that names the variable."""
+    """Typed access to environment variables, raising ConfigError that names the variable.
+
+    `read` collects every name asked for: reading an empty environment lists the settings
+    (`setting_names`), which is how an agents file tells a setting from a misspelling.
+    """
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
+        self.read: set[str] = set()
 
     def text(self, name: str) -> str | None:
         """The stripped value; unset and empty are both None."""
+        self.read.add(name)
         value = self.env.get(name, "").strip()
         return value or None
 
     def _raw_number(self, name: str) -> str | None:
+        self.read.add(name)
         if name not in self.env:
             return None
         raw = self.env[name].strip()

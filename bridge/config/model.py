@@ -68,6 +68,7 @@ class ServerSettings:
     drain_delay: float = 0.0
     metrics_token: str | None = None
     log_level: str = "INFO"
+    agents_file: str | None = None  # BRIDGE_AGENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,8 @@ class AnswerSettings:
     call_tools: tuple[str, ...] = ()
     hangup_words: str = DEFAULT_HANGUP_WORDS
     transfer_numbers: tuple[str, ...] = ()
+    max_tool_calls: int = 16  # bridge tool calls run in one round
+    max_tool_argument_chars: int = 65_536  # of one tool call's arguments, as the model streams them
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +121,6 @@ class Settings:
     tokens: tuple[str, ...] = ()
     tools_file: str | None = None  # BRIDGE_TOOLS
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from `env` (default: os.environ); raise ConfigError on bad values."""
-        from bridge.config.env import read_settings
-
-        return read_settings(env)
 
     @property
     def default_model(self) -> str:

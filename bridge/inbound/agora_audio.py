@@ -18,35 +18,45 @@ import asyncio
 
 from aiohttp import web
 
-from bridge.errors import UpstreamError
+from bridge.config import AudioSettings
 from bridge.events import Metadata
 from bridge.inbound.audio_source import AudioClip, asynthesize, frames, load_clip
-from bridge.inbound.openai.reply import accept_chat, failure_reply
-from bridge.pipeline.chain import Overloaded
-from bridge.process.state import STATE, log_of
+from bridge.inbound.context import log_of
+from bridge.inbound.openai.reply import accept_chat
+from bridge.pipeline import Policy
 from bridge.render.agora_audio import AudioChunks
+from bridge.render.errors import OPENAI, caller_left
 from bridge.render.sse import DONE, SSEWriter, passthrough
 
-AUDIO_CLIP = web.AppKey("audio_clip", AudioClip)
 AUDIO_REQUEST_FIELDS = ("modalities", "audio")
 FRAMES_PER_WRITE = 25  # one second of audio per socket write
+SPOKEN = Policy(OPENAI)
 
 
-async def load_audio_clip(app: web.Application) -> None:
-    """Start-up: read the configured transcript + PCM pair, if any."""
-    audio = app[STATE].settings.audio
-    if audio.transcript_file and audio.pcm_file:
-        app[AUDIO_CLIP] = await asyncio.to_thread(load_clip, audio.transcript_file, audio.pcm_file)
+class Clips:
+    """The configured clips (AUDIO_TRANSCRIPT_FILE + AUDIO_PCM_FILE), each read once, in a worker thread."""
+
+    def __init__(self) -> None:
+        self._clips: dict[tuple[str, str], AudioClip] = {}
+
+    async def get(self, audio: AudioSettings) -> AudioClip | None:
+        if not (audio.transcript_file and audio.pcm_file):
+            return None
+        key = (audio.transcript_file, audio.pcm_file)
+        clip = self._clips.get(key)
+        if clip is None:
+            clip = self._clips[key] = await asyncio.to_thread(load_clip, *key)
+        return clip
+
+
+CLIPS = web.AppKey("audio_clips", Clips)
 
 
 async def handle_audio(request: web.Request) -> web.StreamResponse:
     """POST /audio/chat/completions."""
-    chat = await accept_chat(request, stream_only="This route only streams audio: set \"stream\": true.")
-    if isinstance(chat, web.Response):
-        return chat
-    state = request.app[STATE]
+    agent, chat = await accept_chat(request, stream_only="This route only streams audio: set \"stream\": true.")
     log = log_of(request)
-    clip = request.app.get(AUDIO_CLIP)
+    clip = await request.app[CLIPS].get(agent.settings.audio)
     metadata: list[Metadata] = []
     if clip is not None:
         log.audio_source = "file"
@@ -54,12 +64,7 @@ async def handle_audio(request: web.Request) -> web.StreamResponse:
     else:
         for name in AUDIO_REQUEST_FIELDS:
             chat.params.pop(name, None)
-        state.bridge.prepare(chat)
-        try:
-            answer = await state.voice.whole(state.bridge.stream(chat, log), chat, log,
-                                             failure_text=state.settings.answer.openai_failure_text)
-        except (UpstreamError, Overloaded) as exc:
-            return failure_reply(exc, log)
+        answer = await agent.pipeline.whole(chat, log, SPOKEN)
         log.audio_source = "generated"
         transcript, pcm, metadata = answer.text, await asynthesize(answer.text), answer.metadata
     log.audio_ms = len(pcm) * 1000 // 32_000
@@ -69,7 +74,7 @@ async def handle_audio(request: web.Request) -> web.StreamResponse:
             await writer.write(passthrough(chunk))
         await write_audio(writer, AudioChunks(chat.model), transcript, pcm)
     except ConnectionError:
-        log.client_cancel = True
+        caller_left(log)
     return writer.response or web.Response(status=499)
 
 

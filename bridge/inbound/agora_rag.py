@@ -10,25 +10,22 @@ Nothing relevant found (or no KNOWLEDGE_DIR): nothing is injected.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 from aiohttp import web
 
-from bridge.config import ConfigError, Settings
-from bridge.inbound.openai.reply import accept_chat, failure_reply, stream_reply
-from bridge.knowledge import Hit, KnowledgeBase, KnowledgeError, default_index_path, ensure_index
-from bridge.knowledge.index import BuildResult
-from bridge.log import RequestLog, get_logger
-from bridge.pipeline.chain import Overloaded
-from bridge.pipeline.phrases import pick_phrase
-from bridge.process.state import STATE, AppState, log_of
+from bridge.config import RagSettings
+from bridge.inbound.context import log_of
+from bridge.inbound.openai.reply import accept_chat, stream_reply
+from bridge.knowledge import Hit, KnowledgeBase, KnowledgeError
+from bridge.log import RequestLog
+from bridge.pipeline import Policy, pick_phrase
+from bridge.render.errors import OPENAI, caller_left
 from bridge.render.sse import SSEWriter, frame
 from bridge.request import ChatRequest, Message
 
-KNOWLEDGE = web.AppKey("knowledge", KnowledgeBase)
+AFTER_WAITING = Policy(OPENAI)  # the waiting phrase was the caller's filler
 MAX_QUESTION_CHARS = 2000  # the end of a longer question is what it asks; searching more costs, not helps
 
 CONTEXT_PREAMBLE = (
@@ -37,60 +34,25 @@ CONTEXT_PREAMBLE = (
 )
 
 
-def build_knowledge(settings: Settings) -> BuildResult | None:
-    """Start-up: build the index if missing or stale; a problem is a ConfigError naming KNOWLEDGE_DIR."""
-    rag = settings.rag
-    if rag.knowledge_dir is None:
-        return None
-    folder = Path(rag.knowledge_dir)
-    index = Path(rag.knowledge_index) if rag.knowledge_index else default_index_path(folder)
-    try:
-        return ensure_index(folder, index)
-    except KnowledgeError as exc:
-        raise ConfigError(f"KNOWLEDGE_DIR: {exc}") from None
-
-
-def knowledge_opener(result: BuildResult | None) -> Callable[[web.Application], Awaitable[None]]:
-    """An on_startup hook that opens the index `build_knowledge` made (nothing without one)."""
-
-    async def open_knowledge(app: web.Application) -> None:
-        if result is None:
-            return
-        app[KNOWLEDGE] = await asyncio.to_thread(KnowledgeBase, result.path)
-        log = get_logger()
-        log.info("knowledge_ready", index=str(result.path), passages=result.passages, built=result.built,
-                 seconds=round(result.seconds, 3))
-        if result.passages == 0:
-            log.warning("knowledge_empty", detail=f"no .md or .txt passages in KNOWLEDGE_DIR={result.path}")
-
-    return open_knowledge
-
-
 async def handle_rag(request: web.Request) -> web.StreamResponse:
     """POST /rag/chat/completions."""
-    chat = await accept_chat(
+    agent, chat = await accept_chat(
         request, stream_only="This route streams (a waiting phrase, then the answer): set \"stream\": true."
     )
-    if isinstance(chat, web.Response):
-        return chat
-    state = request.app[STATE]
     log = log_of(request)
-    try:
-        state.bridge.check_capacity()  # a 503 the caller can retry, not a waiting phrase
-    except Overloaded as exc:
-        return failure_reply(exc, log)
-    state.bridge.prepare(chat)
+    pipeline = agent.pipeline
+    pipeline.check_capacity()  # a 503 the caller can retry, not a waiting phrase
+    pipeline.prepare(chat)
+    rag = agent.settings.rag
     question = chat.last_user_text()[-MAX_QUESTION_CHARS:]
     writer = SSEWriter(request)
     try:
-        await writer.write(waiting_chunk(pick_phrase(state.settings.rag.waiting_phrases, question), chat.model))
+        await writer.write(waiting_chunk(pick_phrase(rag.waiting_phrases, question), chat.model))
     except ConnectionError:
-        log.client_cancel = True
+        caller_left(log)
         return writer.response or web.Response(status=499)
-    await augment(request.app.get(KNOWLEDGE), state, chat, question, log)
-    events = state.voice.stream(state.bridge.stream(chat, log), chat, log,
-                                failure_text=state.settings.answer.openai_failure_text)
-    return await stream_reply(request, chat, events, log, writer)
+    await augment(agent.knowledge, rag, chat, question, log)
+    return await stream_reply(request, chat, pipeline.answer(chat, log, AFTER_WAITING), log, writer)
 
 
 def waiting_chunk(phrase: str, model: str) -> bytes:
@@ -100,7 +62,7 @@ def waiting_chunk(phrase: str, model: str) -> bytes:
                                                "finish_reason": None}]})
 
 
-async def augment(knowledge: KnowledgeBase | None, state: AppState, chat: ChatRequest, question: str,
+async def augment(knowledge: KnowledgeBase | None, rag: RagSettings, chat: ChatRequest, question: str,
                   log: RequestLog) -> None:
     """Search with the question and inject the best passages; a failed search injects nothing."""
     if knowledge is None or not question:
@@ -108,14 +70,14 @@ async def augment(knowledge: KnowledgeBase | None, state: AppState, chat: ChatRe
         return
     started = time.perf_counter()
     try:
-        hits = await knowledge.asearch(question, state.settings.rag.top_k)
+        hits = await knowledge.asearch(question, rag.top_k)
     except KnowledgeError as exc:  # a broken index: answer without retrieval rather than not at all
         log.rag_error = str(exc)
         hits = []
     log.rag_ms = round((time.perf_counter() - started) * 1000, 2)
     log.rag_passages = len(hits)
     if hits:
-        chat.messages = inject(chat.messages, context_message(hits, state.settings.rag.max_context_chars))
+        chat.messages = inject(chat.messages, context_message(hits, rag.max_context_chars))
 
 
 def context_message(hits: Sequence[Hit], max_chars: int) -> str:

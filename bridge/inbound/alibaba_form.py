@@ -13,71 +13,54 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.errors import ErrorKind, UpstreamError
+from bridge.errors import BridgeError, ErrorKind
 from bridge.inbound import call_control
-from bridge.inbound.body import BodyError, FileField, body_error_reply, read_form
+from bridge.inbound.body import FileField, read_form
+from bridge.inbound.context import SERVICES, agent_for, log_of
 from bridge.inbound.pyliteral import LiteralTooCostly, parse_structured
 from bridge.log import short
-from bridge.pipeline.chain import Overloaded
-from bridge.process.state import STATE, log_of
-from bridge.render.json_reply import json_reply, plain_error
+from bridge.pipeline import Policy
+from bridge.render.errors import FORM
+from bridge.render.json_reply import json_reply
 from bridge.request import ChatRequest, Message
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 ROLES = frozenset({"system", "user", "assistant"})
 MAX_FIELDS = 64  # IMS sends three; a body of thousands of fields is not a turn, and costs to parse
 MAX_RECORDS = 2048
-# With FALLBACK_TEXT empty a failed answer is an error status: a gateway error, whatever the upstream said.
-FORM_STATUS = {ErrorKind.UPSTREAM_TIMEOUT: 504, ErrorKind.SHUTDOWN: 503}
+SPOKEN = Policy(FORM, voice=True)  # IMS speaks the Text: the default failure phrase even without FALLBACK_TEXT
 
 
-class FormError(Exception):
+class FormError(BridgeError):
     """A form field is missing or malformed; the message names the field."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorKind.BAD_REQUEST, message)
 
 
 async def handle_form(request: web.Request) -> web.Response:
     """POST / : answer one turn of an IMS workflow with {"Text": ...}."""
-    state = request.app[STATE]
-    settings = state.settings
     log = log_of(request)
     if request.content_type not in FORM_TYPES:
-        log.fail(ErrorKind.BAD_REQUEST)
-        return plain_error(415, f"Content-Type must be one of {', '.join(FORM_TYPES)}")
-    try:
-        form = await read_form(request, settings.server.body_timeout, MAX_FIELDS)
-        if not state.tokens.check(_field(form, "Token")):
-            log.fail(ErrorKind.AUTH)
-            return plain_error(401, "Token: missing or invalid")
-        log.platform = "alibaba_ims"
-        meta = parse_extend_data(_field(form, "ExtendData"), log)
-        messages = parse_message(_field(form, "Message"))
-    except BodyError as exc:
-        log.fail(exc.kind)
-        return body_error_reply(plain_error(exc.kind.status, exc.message), exc)
-    except FormError as exc:
-        log.fail(ErrorKind.BAD_REQUEST)
-        return plain_error(400, str(exc))
-
-    chat = ChatRequest(messages, model=settings.default_model, route="/", stream=False, meta=meta)
-    if settings.answer.call_tools:
-        chat.params["tools"] = call_control.tool_definitions(settings.answer)
-    state.bridge.prepare(chat)
-    try:
-        answer = await state.voice.whole(state.bridge.stream(chat, log), chat, log,
-                                         failure_text=settings.answer.form_failure_text)
-    except Overloaded as exc:
-        log.fail(ErrorKind.OVERLOADED)
-        return plain_error(503, "too many requests in flight; retry shortly", {"Retry-After": str(exc.retry_after)})
-    except UpstreamError as exc:
-        log.fail(exc.kind, exc.message)  # FALLBACK_TEXT is set but empty: the status says what happened
-        return plain_error(FORM_STATUS.get(exc.kind, 502), exc.message, kind=exc.kind.value)
-    text, action = call_control.spoken_text(answer, settings.answer)
+        raise BridgeError(ErrorKind.UNSUPPORTED_MEDIA, f"Content-Type must be one of {', '.join(FORM_TYPES)}")
+    server = request.app[SERVICES].settings.server
+    form = await read_form(request, server.body_timeout, MAX_FIELDS, server.max_body_bytes)
+    agent = agent_for(request, _field(form, "Token"), "Token: missing or invalid")
+    log.platform = "alibaba_ims"
+    meta = parse_extend_data(_field(form, "ExtendData"), log)
+    settings = agent.settings.answer
+    chat = ChatRequest(parse_message(_field(form, "Message")), model=agent.model, route="/", streamed=False,
+                       meta=meta)
+    if settings.call_tools:
+        chat.params["tools"] = call_control.tool_definitions(settings)
+    answer = await agent.pipeline.whole(chat, log, SPOKEN)
+    text, action = call_control.spoken_text(answer, settings)
     log.call_control = action
     if action == "unsupported":  # a tool call the form cannot carry, and no words: never an empty Text
-        text = settings.answer.form_failure_text or ""
+        text = settings.form_failure_text or ""
         if not text:
-            return plain_error(502, "the model answered only with a tool call this route cannot carry",
-                               kind=ErrorKind.UPSTREAM_PROTOCOL.value)
+            raise BridgeError(ErrorKind.UPSTREAM_PROTOCOL,
+                              "the model answered only with a tool call this route cannot carry")
         log.failure_phrase = True
     return json_reply({"Text": text})
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from bridge import jsonutil
 from bridge.config import AnswerSettings
-from bridge.render.whole import Answer
+from bridge.render.whole import WholeAnswer
 
 
 def tool_definitions(settings: AnswerSettings) -> list[dict[str, Any]]:
@@ -41,7 +41,7 @@ def tool_definitions(settings: AnswerSettings) -> list[dict[str, Any]]:
     return tools
 
 
-def spoken_text(answer: Answer, settings: AnswerSettings) -> tuple[str, str | None]:
+def spoken_text(answer: WholeAnswer, settings: AnswerSettings) -> tuple[str, str | None]:
     """The form's `Text` for an answer, and the call action taken (None, `hangup`, `transfer`, `unsupported`)."""
     for call in answer.calls():
         name = call["function"]["name"]

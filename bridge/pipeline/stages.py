@@ -1,22 +1,29 @@
-"""What the caller hears: speakable text, a filler on a slow start, the failure phrase.
+"""What the caller hears: the stages between the model's answer and the renderer.
 
-Every route passes the core's event stream through `Voice`: `stream` for the routes that
-stream (one pass over the batches), `whole` for those that answer once.
+Each stage is an async generator over batches of canonical events. The pipeline composes
+only the stages an agent's settings and a route's policy ask for (bridge/pipeline/__init__.py),
+always in this order:
 
-- The speech filter (SPEECH_FILTER) turns the model's markdown into speakable text.
-- With FILLER_AFTER_MS, a streaming route says one filler phrase when nothing speakable has
-  arrived in that time, and the answer follows.
-- When every upstream failed before any of the answer reached the caller, the failure
-  phrase (when the route has one) is the answer instead, and the cause is logged.
+- `speakable`: the speech filter (SPEECH_FILTER) turns the model's markdown into speakable
+  text. A huge piece is filtered in slices, the event loop free between them. An answer
+  with nothing speakable left (only emoji, only a rule) is logged `unspeakable`, and the
+  route's phrase, where it has one, is said instead of silence.
+- `with_filler`: when nothing audible has arrived FILLER_AFTER_MS after the request, one
+  filler phrase is said and the answer follows it.
+- `spoken_failure`: when every upstream failed before anything audible reached the caller,
+  the failure phrase is the answer instead; the route's error table records the cause.
+
+Pieces said one after another (a filler and the answer, the rounds of a tool loop) are
+joined the way speech needs them joined: `separator`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+import random
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 
-from bridge.config import AnswerSettings
 from bridge.errors import UpstreamError
 from bridge.events import (
     Batch,
@@ -28,110 +35,203 @@ from bridge.events import (
     estimate_prompt_tokens,
     estimate_tokens,
 )
+from bridge.knowledge.text import has_cjk
 from bridge.log import RequestLog
-from bridge.pipeline.phrases import pick_phrase
-from bridge.render.whole import Answer, collect
 from bridge.request import ChatRequest
-from bridge.speech.filter import SpeechFilter
+from bridge.speech import SpeechFilter
+
+SLICE = 16_384  # characters the speech filter takes between two turns of the event loop
+CJK_START = "\u2e80"  # CJK radicals onwards: ideographs, kana, Hangul, full-width forms
 
 
-class Voice:
-    """The answer stage every route shares, configured once from AnswerSettings."""
+def separator(before: str, after: str) -> str:
+    """What goes between two pieces of speech said one after the other.
 
-    def __init__(self, settings: AnswerSettings) -> None:
-        self.settings = settings
-        self.filler_after = settings.filler_after_ms / 1000 if settings.filler_after_ms else None
-
-    async def whole(self, events: AsyncGenerator[Batch, None], chat: ChatRequest, log: RequestLog, *,
-                    failure_text: str | None) -> Answer:
-        """The whole spoken answer; the failure phrase replaces a failed one (nothing was sent yet)."""
-        try:
-            return await collect(self.stream(events, chat, log, failure_text=None))
-        except UpstreamError as exc:
-            if not failure_text:
-                raise
-            log.fail(exc.kind, exc.message)
-            log.failure_phrase = True
-            return Answer.of(failure_answer(chat, failure_text))
-
-    async def stream(self, events: AsyncGenerator[Batch, None], chat: ChatRequest, log: RequestLog, *,
-                     failure_text: str | None, filler: bool = False) -> AsyncGenerator[Batch, None]:
-        """The spoken answer's batches. `filler`: this route may say a filler phrase while it waits."""
-        speech = SpeechFilter() if self.settings.speech_filter else None
-        filler_at = asyncio.get_running_loop().time() + self.filler_after if filler and self.filler_after else None
-        waiting: asyncio.Task[Batch] | None = None  # the next batch, awaited while the filler timer runs
-        answered = False
-        try:
-            async with aclosing(events):
-                try:
-                    while True:
-                        try:
-                            if filler_at is not None:
-                                waiting = waiting or asyncio.ensure_future(anext(events))
-                                timeout = max(0.0, filler_at - asyncio.get_running_loop().time())
-                                done, _ = await asyncio.wait((waiting,), timeout=timeout)
-                                if not done:
-                                    filler_at = None
-                                    log.filler = True
-                                    yield [Filler(pick_phrase(self.settings.filler_phrases, chat.last_user_text()))]
-                                    continue
-                            batch = await waiting if waiting is not None else await anext(events)
-                        except StopAsyncIteration:
-                            break
-                        finally:
-                            if waiting is not None and waiting.done():
-                                waiting = None
-                        if speech is not None:
-                            batch = speakable(batch, speech)
-                        if not answered:
-                            for event in batch:
-                                if type(event) is TextDelta or type(event) is ToolCallDelta:
-                                    answered = True  # the answer has begun: no filler now
-                                    filler_at = None
-                                    break
-                                if type(event) is Filler:  # the tools' phrase: the caller heard something
-                                    filler_at = None
-                        if batch:
-                            yield batch
-                finally:
-                    if waiting is not None:  # the caller left while the next batch was awaited
-                        waiting.cancel()
-                        await asyncio.wait((waiting,))
-        except UpstreamError as exc:
-            if answered or not failure_text:
-                raise
-            log.fail(exc.kind, exc.message)
-            log.failure_phrase = True
-            yield failure_answer(chat, failure_text)
+    A space after a Latin word or punctuation ("One moment." + "The answer" -> "One moment. The
+    answer"); nothing when either side is CJK (Chinese has no spaces) or already has a space.
+    """
+    if not before or not after or before[-1].isspace() or after[0].isspace():
+        return ""
+    return "" if before[-1] >= CJK_START or after[0] >= CJK_START else " "
 
 
-def speakable(batch: Batch, speech: SpeechFilter) -> Batch:
-    """The batch with its text through the speech filter (held text is released at Finish)."""
-    changed = False
-    for event in batch:
-        if type(event) is TextDelta:
-            event.text = speech.feed(event.text)
-            changed = changed or not event.text
-        elif type(event) is Finish:
-            changed = True
-    if not changed:
-        return batch
-    out: Batch = []
-    for event in batch:
-        if type(event) is TextDelta:
-            if event.text:
-                out.append(event)
-        elif type(event) is Finish:
-            rest = speech.finish()
-            if rest:
-                out.append(TextDelta(rest))
-            out.append(event)
-        else:
-            out.append(event)
-    return out
+def pick_phrase(phrases: Sequence[str], question: str) -> str:
+    """A random phrase, in Chinese for a Chinese question when one is configured."""
+    cjk = has_cjk(question)
+    matching = [p for p in phrases if has_cjk(p) == cjk]
+    return random.choice(matching or phrases)
 
 
-def failure_answer(chat: ChatRequest, text: str) -> Batch:
-    """The failure phrase as a whole answer."""
+def phrase_answer(chat: ChatRequest, text: str) -> Batch:
+    """A phrase of the bridge's own as a whole answer (the failure phrase)."""
     return [TextDelta(text), Finish("stop"),
             Usage(estimate_prompt_tokens(chat.messages), estimate_tokens(text), estimated=True)]
+
+
+def glue(before: str, batch: Batch) -> Batch:
+    """`batch` with its first text joined to `before`, the last thing said (see `separator`)."""
+    for event in batch:
+        if type(event) is TextDelta or type(event) is Filler:
+            event.text = separator(before, event.text) + event.text
+            break
+    return batch
+
+
+def _audible(batch: Batch) -> str | None:
+    """What the caller hears of a batch: '' for an answer (text, a tool call), the text of a
+    filler, None for nothing."""
+    heard: str | None = None
+    for event in batch:
+        if type(event) is TextDelta or type(event) is ToolCallDelta:
+            return ""
+        if type(event) is Filler:
+            heard = event.text
+    return heard
+
+
+# -- the speech filter -------------------------------------------------------------------------
+
+
+class _Speakable:
+    """One answer's speech filter, and whether anything speakable came out of it."""
+
+    __slots__ = ("fallback", "log", "speech", "spoke")
+
+    def __init__(self, speech: SpeechFilter, fallback: str | None, log: RequestLog) -> None:
+        self.speech = speech
+        self.fallback = fallback
+        self.log = log
+        self.spoke = False
+
+    async def batch(self, batch: Batch) -> Batch:
+        """The batch with its text filtered; held text is released at Finish."""
+        changed = False
+        for event in batch:
+            if type(event) is TextDelta:
+                text = event.text
+                event.text = self.speech.feed(text) if len(text) <= SLICE else await self._sliced(text)
+                changed = changed or not event.text
+                self.spoke = self.spoke or bool(event.text)
+            elif type(event) is Finish or type(event) is ToolCallDelta:
+                changed = changed or type(event) is Finish
+                self.spoke = self.spoke or type(event) is ToolCallDelta
+        return self._rebuilt(batch) if changed else batch
+
+    async def _sliced(self, text: str) -> str:
+        """A huge piece, filtered a slice at a time with the event loop free in between."""
+        out: list[str] = []
+        for start in range(0, len(text), SLICE):
+            out.append(self.speech.feed(text[start:start + SLICE]))
+            await asyncio.sleep(0)
+        return "".join(out)
+
+    def _rebuilt(self, batch: Batch) -> Batch:
+        out: Batch = []
+        for event in batch:
+            if type(event) is TextDelta:
+                if event.text:
+                    out.append(event)
+            elif type(event) is Finish:
+                out.extend(self._finish())
+                out.append(event)
+            else:
+                out.append(event)
+        return out
+
+    def _finish(self) -> Batch:
+        """The text still held; or, when the answer had nothing speakable, the fallback phrase."""
+        rest = self.speech.finish()
+        if rest:
+            self.spoke = True
+            return [TextDelta(rest)]
+        if self.spoke:
+            return []
+        self.log.unspeakable = True
+        return [TextDelta(self.fallback)] if self.fallback else []
+
+
+async def speakable(batches: AsyncGenerator[Batch, None], speech: SpeechFilter, fallback: str | None,
+                    log: RequestLog) -> AsyncGenerator[Batch, None]:
+    """The answer through the speech filter; `fallback` is said when nothing speakable is left."""
+    stage = _Speakable(speech, fallback, log)
+    async with aclosing(batches):
+        async for batch in batches:
+            batch = await stage.batch(batch)
+            if batch:
+                yield batch
+
+
+# -- the filler --------------------------------------------------------------------------------
+
+
+async def with_filler(batches: AsyncGenerator[Batch, None], after: float, phrase: str,
+                      log: RequestLog) -> AsyncGenerator[Batch, None]:
+    """The answer, preceded by `phrase` when nothing audible arrives within `after` seconds.
+
+    The next batch is awaited in a helper task while the timer runs (an upstream call's
+    deadline follows whichever task waits: bridge/pipeline/deadline.py).
+    """
+    loop = asyncio.get_running_loop()
+    said_at = loop.time() + after
+    waiting: asyncio.Future[Batch] | None = None
+    owed = ""  # the filler, when said: the answer's first words are joined to it
+    try:
+        async with aclosing(batches):
+            while not owed:
+                waiting = waiting or asyncio.ensure_future(anext(batches))
+                done, _ = await asyncio.wait((waiting,), timeout=max(0.0, said_at - loop.time()))
+                if not done:
+                    log.filler, owed = True, phrase
+                    yield [Filler(phrase)]
+                    break
+                batch, waiting = waiting.result(), None
+                yield batch
+                if _audible(batch) is not None:
+                    break
+            async for batch in _rest(batches, waiting, owed):
+                yield batch
+    except StopAsyncIteration:
+        return
+    finally:
+        if waiting is not None and not waiting.done():  # the caller left while the next batch was awaited
+            waiting.cancel()
+            await asyncio.wait((waiting,))
+
+
+async def _rest(batches: AsyncGenerator[Batch, None], waiting: asyncio.Future[Batch] | None,
+                owed: str) -> AsyncGenerator[Batch, None]:
+    """The batches after the filler phase: the one still awaited, then the others; the first
+    words after a filler joined to it."""
+    if waiting is not None:
+        try:
+            batch = await waiting
+        except StopAsyncIteration:
+            return
+        if owed and _audible(batch) is not None:
+            batch, owed = glue(owed, batch), ""
+        yield batch
+    async for batch in batches:
+        if owed and _audible(batch) is not None:
+            batch, owed = glue(owed, batch), ""
+        yield batch
+
+
+# -- the failure phrase ------------------------------------------------------------------------
+
+
+async def spoken_failure(batches: AsyncGenerator[Batch, None], chat: ChatRequest, phrase: str,
+                         replaced: Callable[[UpstreamError], None]) -> AsyncGenerator[Batch, None]:
+    """The answer; or, when it failed before anything audible, `phrase` (`replaced` records why)."""
+    heard: str | None = None  # None: nothing yet; a filler's text; "" once the answer began
+    try:
+        async with aclosing(batches):
+            async for batch in batches:
+                if heard != "":
+                    now = _audible(batch)
+                    heard = heard if now is None else now
+                yield batch
+    except UpstreamError as exc:
+        if heard == "":
+            raise
+        replaced(exc)
+        yield glue(heard or "", phrase_answer(chat, phrase))

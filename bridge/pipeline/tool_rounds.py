@@ -15,24 +15,42 @@ has one, else an error), and the log line's usage is the sum over the rounds.
 
 The first time tools run, the file's `filler` is said (streaming routes only: a `Filler`).
 Tool time does not count against the upstream's first-token deadline; the overall deadline
-still holds and caps each tool's timeout; a hang-up cancels running tools.
+still holds and caps each tool's timeout; a hang-up cancels running tools, and the drain's
+cut ends them with a `shutdown` failure like any other cut answer.
+
+Bounds: at most MAX_TOOL_CALLS bridge calls run in one round (the rest are answered with an
+error the model reads, not run), and a call's arguments are kept up to
+MAX_TOOL_ARGUMENT_BYTES (a longer one is answered with an error, never accumulated). The
+rounds' texts, and the tools' filler between them, are joined as speech (stages.separator).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass, field
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bridge.errors import ErrorKind, UpstreamError
 from bridge.events import Batch, Filler, Finish, TextDelta, ToolCallDelta, Usage
 from bridge.log import RequestLog
 from bridge.metrics import Metrics
+from bridge.pipeline.stages import glue
 from bridge.request import ChatRequest
 from bridge.tools import ToolBox, ToolResult
+from bridge.tools.results import BAD_ARGUMENTS
 
-Answer = Callable[[ChatRequest, RequestLog], AsyncGenerator[Batch, None]]
+ModelCall = Callable[[ChatRequest, RequestLog], AsyncGenerator[Batch, None]]  # one round's upstream answer
+SHUTDOWN_MESSAGE = "the server shut down while tools were running"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much of the model's tool calls one round keeps (MAX_TOOL_CALLS, MAX_TOOL_ARGUMENT_CHARS)."""
+
+    calls: int = 16
+    argument_chars: int = 65_536
 
 
 @dataclass(slots=True)
@@ -40,55 +58,69 @@ class Round:
     """What one upstream answer asked for."""
 
     caller_tools: frozenset[str]  # the names of the caller's own tools: theirs, whatever the bridge has
+    limits: Limits
     text: list[str] = field(default_factory=list)
     bridge_calls: dict[int, dict[str, str]] = field(default_factory=dict)  # index -> id, name, arguments
     caller_calls: set[int] = field(default_factory=set)
+    oversized: set[int] = field(default_factory=set)  # calls whose arguments passed the cap
+    dropped: int = 0  # bridge calls past MAX_TOOL_CALLS, not kept
     finish: Finish | None = None
 
     def route(self, delta: ToolCallDelta, box: ToolBox) -> bool:
         """Record a fragment; True when it belongs to a bridge tool (held back from the caller)."""
-        name = delta.name or ""
-        if delta.index in self.bridge_calls:
-            call = self.bridge_calls[delta.index]
-        elif delta.index in self.caller_calls or name in self.caller_tools or not box.owns(name):
-            self.caller_calls.add(delta.index)
-            return False
-        else:
-            call = self.bridge_calls[delta.index] = {"id": "", "name": "", "arguments": ""}
-        call["id"] = call["id"] or delta.id or f"call_bridge_{delta.index}"
+        call = self.bridge_calls.get(delta.index)
+        if call is None:
+            name = delta.name or ""
+            if delta.index in self.caller_calls or name in self.caller_tools or not box.owns(name):
+                self.caller_calls.add(delta.index)
+                return False
+            if len(self.bridge_calls) >= self.limits.calls:
+                self.dropped += delta.id is not None or delta.name is not None  # a new call, not a fragment
+                return True
+            call = self.bridge_calls[delta.index] = {"id": delta.id or f"call_bridge_{delta.index}", "name": "",
+                                                     "arguments": ""}
         call["name"] += delta.name or ""
-        call["arguments"] += delta.arguments
+        if delta.index not in self.oversized:
+            if len(call["arguments"]) + len(delta.arguments) > self.limits.argument_chars:
+                self.oversized.add(delta.index)
+                call["arguments"] = ""
+            else:
+                call["arguments"] += delta.arguments
         return True
 
 
 class ToolRounds:
-    """Runs one request's rounds against the model, through `answer` (the core's upstream call)."""
+    """Runs one request's rounds against the model, through `model` (the upstream chain's answer)."""
 
-    def __init__(self, box: ToolBox, metrics: Metrics) -> None:
+    def __init__(self, box: ToolBox, metrics: Metrics, limits: Limits, cut: asyncio.Event) -> None:
         self.box = box
         self.metrics = metrics
+        self.limits = limits
+        self.cut = cut  # set when the drain runs out: running tools end with a `shutdown` failure
 
-    async def run(self, request: ChatRequest, log: RequestLog, answer: Answer,
-                  cut: asyncio.Event, deadline: float) -> AsyncGenerator[Batch, None]:
+    async def run(self, request: ChatRequest, log: RequestLog, model: ModelCall, *, filler: bool,
+                  deadline: float) -> AsyncGenerator[Batch, None]:
+        """The rounds' batches; `filler`: the route may hear the tools' filler; `deadline`: loop time."""
         caller_tools = self._offer(request)
         usage = Usage(0, 0)
-        filler_said = False
+        spoken = _Spoken()
         for number in range(self.box.max_rounds + 1):
-            current = Round(caller_tools)
-            async for batch in answer(request, log):
-                out = self._sift(batch, current, usage)
-                if out:
-                    yield out
+            current = Round(caller_tools, self.limits)
+            spoken.new_piece()
+            async with aclosing(model(request, log)) as batches:
+                async for batch in batches:
+                    out = self._sift(batch, current, usage)
+                    if out:
+                        yield spoken.joined(out)
             log.usage, log.usage_estimated = usage.as_dict(), usage.estimated or None  # every round so far
             if not current.bridge_calls or current.caller_calls:
                 yield [current.finish or Finish("stop"), usage]
                 return
             if number == self.box.max_rounds:
                 break
-            if not filler_said and self.box.filler and request.stream:
-                filler_said = True
-                yield [Filler(self.box.filler)]
-            results = await self._run_tools(current, log, number + 1, cut, deadline)
+            if filler and self.box.filler and not spoken.filler_said:
+                yield spoken.filler(self.box.filler)
+            results = await self._run_tools(current, log, number + 1, deadline)
             request = self._next(request, current, results)
         raise UpstreamError(ErrorKind.TOOL_ROUNDS, f"the model still wanted tools after {self.box.max_rounds} rounds")
 
@@ -122,31 +154,41 @@ class ToolRounds:
                 out.append(event)
         return out
 
-    async def _run_tools(self, current: Round, log: RequestLog, number: int, cut: asyncio.Event,
-                         deadline: float) -> list[ToolResult]:
+    async def _run_tools(self, current: Round, log: RequestLog, number: int, deadline: float) -> list[ToolResult]:
         """Every bridge call of the round, concurrently; a server cut ends them (`shutdown`)."""
-        loop = asyncio.get_running_loop()
-        left = deadline - loop.time()
-        calls = [self.box.call(c["name"], c["arguments"], timeout=left) for c in current.bridge_calls.values()]
-        tools = asyncio.ensure_future(asyncio.gather(*calls))
-        stop = asyncio.ensure_future(cut.wait())
+        left = deadline - asyncio.get_running_loop().time()
+        tools = asyncio.ensure_future(asyncio.gather(*(self._call(i, c, current, left)
+                                                       for i, c in current.bridge_calls.items())))
+        stop = asyncio.ensure_future(self.cut.wait())
         try:
-            await asyncio.wait((tools, stop), return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait((tools, stop), return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-            if not tools.done():
+            if not tools.done():  # the cut, or the caller hung up: the tools stop with the answer
                 tools.cancel()
                 await asyncio.wait((tools,))
-        if tools.cancelled():
-            raise UpstreamError(ErrorKind.SHUTDOWN, "the server shut down while tools were running")
+        if tools not in done:
+            raise UpstreamError(ErrorKind.SHUTDOWN, SHUTDOWN_MESSAGE)
         results: list[ToolResult] = tools.result()
+        self._note(results, log, number, current.dropped)
+        return results
+
+    async def _call(self, index: int, call: dict[str, str], current: Round, timeout: float) -> ToolResult:
+        if index in current.oversized:
+            return ToolResult(call["name"], f"error: the arguments for {call['name'][:64]} are longer than "
+                              f"{self.limits.argument_chars} characters; the tool was not run", BAD_ARGUMENTS, 0.0)
+        return await self.box.call(call["name"], call["arguments"], timeout=timeout)
+
+    def _note(self, results: list[ToolResult], log: RequestLog, number: int, dropped: int) -> None:
+        """The round's tools in the metrics and on the log line."""
         for result in results:
             self.metrics.tool_duration.labels(result.name).observe(result.duration_ms / 1000)
             if result.outcome != "ok":
                 self.metrics.tool_errors.labels(result.name, result.outcome).inc()
         log.tools = [*(log.tools or []), *({"name": r.name, "ms": round(r.duration_ms, 1), "outcome": r.outcome,
                                               "round": number} for r in results)]
-        return results
+        if dropped:
+            log.tools_dropped = (log.tools_dropped or 0) + dropped
 
     @staticmethod
     def _next(request: ChatRequest, current: Round, results: list[ToolResult]) -> ChatRequest:
@@ -156,6 +198,35 @@ class ToolRounds:
         turn: dict[str, Any] = {"role": "assistant", "content": "".join(current.text) or None, "tool_calls": calls}
         answers = [{"role": "tool", "tool_call_id": call["id"], "content": result.content}
                    for call, result in zip(calls, results, strict=True)]
-        return ChatRequest([*request.messages, turn, *answers], model=request.model, route=request.route,
-                           stream=request.stream, include_usage=request.include_usage, params=request.params,
-                           meta=request.meta)
+        return replace(request, messages=[*request.messages, turn, *answers])
+
+
+class _Spoken:
+    """What the rounds said so far, so the next piece (a round's text, the tools' filler) is
+    joined to it as speech: "Let me check." + "It's 42." -> "Let me check. It's 42."."""
+
+    __slots__ = ("filler_said", "last", "starting")
+
+    def __init__(self) -> None:
+        self.last = ""  # the last text said
+        self.starting = False  # the next text begins a new piece
+        self.filler_said = False
+
+    def new_piece(self) -> None:
+        self.starting = bool(self.last)
+
+    def joined(self, batch: Batch) -> Batch:
+        if self.starting and any(type(e) is TextDelta for e in batch):
+            glue(self.last, batch)
+            self.starting = False
+        for event in reversed(batch):
+            if type(event) is TextDelta and event.text:
+                self.last = event.text
+                break
+        return batch
+
+    def filler(self, text: str) -> Batch:
+        self.filler_said = True
+        batch = glue(self.last, [Filler(text)])
+        self.last, self.starting = text, True
+        return batch

@@ -2,6 +2,9 @@
 
 `python app.py` and each gunicorn worker run the same sequence. On SIGTERM (or SIGINT):
 
+SIGHUP reads BRIDGE_AGENTS again (bridge/process/app.py, `reload`); under gunicorn the master
+passes it on to every worker (gunicorn.conf.py) instead of restarting them.
+
 1. `/readyz` answers 503 at once. For DRAIN_DELAY seconds the listener still accepts new
    requests, so a load balancer that polls readiness can take the process out of rotation
    before connections are refused (Kubernetes without a preStop pause, a PaaS router).
@@ -18,15 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import signal
 import socket
 from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
+from bridge.compat import QuietRunner
 from bridge.config import Settings
 from bridge.log import get_logger
-from bridge.process.compat import BridgeRunner
-from bridge.process.state import STATE
+from bridge.process.state import PROCESS
 
 CUT_GRACE = 0.4  # seconds for cut answers to write their last event
 CANCEL_GRACE = 0.2  # seconds aiohttp waits for handlers, twice, before and after cancelling them
@@ -44,7 +48,7 @@ class Lifecycle:
     def __init__(self, app: web.Application, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        self.runner = BridgeRunner(app, handle_signals=False, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT,
+        self.runner = QuietRunner(app, handle_signals=False, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT,
                                    shutdown_timeout=CANCEL_GRACE, handler_cancellation=True)
 
     async def start(self, sockets: Sequence[socket.socket] = ()) -> None:
@@ -62,21 +66,21 @@ class Lifecycle:
                 await self.runner.cleanup()
                 raise StartupError(f"could not listen on {site.name}: {exc.strerror or exc}") from None
         settle_garbage_collector()
-        state = self.app[STATE]
+        state = self.app[PROCESS]
         get_logger().info("started", listening=[site.name for site in sites],
-                          upstreams=[u.name for u in state.bridge.upstreams],
-                          max_history=self.settings.answer.max_history)
+                          upstreams=[u.name for u in state.services.roster.default.pipeline.upstreams],
+                          agents=len(state.services.roster.agents), max_history=self.settings.answer.max_history)
 
     async def drain(self, tick: Callable[[], None] | None = None) -> None:
         """Stop serving (steps 1-4 above); `tick` is called every second meanwhile (gunicorn's heartbeat)."""
         loop = asyncio.get_running_loop()
         server = self.settings.server
-        state = self.app[STATE]
+        state = self.app[PROCESS]
         deadline = loop.time() + server.drain_timeout
         ticker = asyncio.ensure_future(_tick(tick)) if tick is not None else None
         state.draining = True
         log = get_logger()
-        log.info("draining", in_flight=state.bridge.in_flight, active=state.active,
+        log.info("draining", in_flight=state.inflight.count, active=state.active,
                  drain_timeout=server.drain_timeout, drain_delay=server.drain_delay)
         try:
             if server.drain_delay:
@@ -87,9 +91,9 @@ class Lifecycle:
             if self.runner.server is not None:
                 self.runner.server.pre_shutdown()  # idle keep-alive connections now, busy ones after their answer
             if not await _idle(state.idle, lambda: state.active, deadline - loop.time()):
-                log.warning("drain_timeout", active=state.active, in_flight=state.bridge.in_flight,
+                log.warning("drain_timeout", active=state.active, in_flight=state.inflight.count,
                             detail="cutting the answers still running")
-                state.bridge.cut()
+                state.inflight.cut()
                 await _idle(state.idle, lambda: state.active, CUT_GRACE)
             await self.runner.cleanup()
         finally:
@@ -129,10 +133,24 @@ async def _tick(tick: Callable[[], None]) -> None:
         await asyncio.sleep(1.0)
 
 
-async def serve(app: web.Application, settings: Settings, stop: asyncio.Event,
-                sockets: Sequence[socket.socket] = ()) -> None:
+async def serve_until(stop: asyncio.Event, app: web.Application, settings: Settings,
+                      sockets: Sequence[socket.socket] = ()) -> None:
     """Listen until `stop` is set, then drain; StartupError when listening fails."""
     lifecycle = Lifecycle(app, settings)
     await lifecycle.start(sockets)
     await stop.wait()
     await lifecycle.drain()
+
+
+def reload_on_sighup(app: web.Application) -> None:
+    """SIGHUP: read BRIDGE_AGENTS again (one reload at a time; a bad file keeps the agents running)."""
+    from bridge.process.app import reload
+
+    loop = asyncio.get_running_loop()
+    running: list[asyncio.Task[bool]] = []
+
+    def on_sighup() -> None:
+        if not running or running[-1].done():
+            running[:] = [loop.create_task(reload(app))]
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bridge.inbound.auth import TokenChecker
-from bridge.process.state import STATE
+from bridge.process.state import PROCESS
 from bridge.render.json_reply import json_reply
 
 
@@ -16,19 +16,20 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: configuration loaded and not draining. From SIGTERM on, 503 (README, "Shutdown")."""
-    state = request.app[STATE]
+    state = request.app[PROCESS]
     if state.draining:
-        return json_reply({"status": "draining", "in_flight": state.bridge.in_flight}, 503)
-    return json_reply({"status": "ready", "upstreams": [u.name for u in state.bridge.upstreams]})
+        return json_reply({"status": "draining", "in_flight": state.inflight.count}, 503)
+    roster = state.services.roster
+    return json_reply({"status": "ready", "upstreams": [u.name for u in roster.default.pipeline.upstreams]})
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition; behind `Authorization: Bearer $METRICS_TOKEN` when that is set."""
-    state = request.app[STATE]
+    state = request.app[PROCESS]
     token = state.settings.server.metrics_token
     if token and not TokenChecker([token]).check_bearer(request.headers.get("Authorization")):
         return json_reply({"error": "metrics: missing or invalid bearer token"}, 401)
-    body, content_type = state.bridge.metrics.render()
+    body, content_type = state.metrics.render()
     response = web.Response(body=body)
     response.headers["Content-Type"] = content_type
     return response

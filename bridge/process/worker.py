@@ -16,11 +16,10 @@ from collections.abc import Callable
 from types import FrameType
 
 from aiohttp import web
-from aiohttp.worker import GunicornWebWorker
-from gunicorn.workers import base
 
-from bridge.config import ConfigError, Settings
-from bridge.process.lifecycle import Lifecycle, StartupError
+from bridge.compat import WorkerHooks
+from bridge.config import ConfigError, Settings, read_settings
+from bridge.process.lifecycle import Lifecycle, StartupError, reload_on_sighup
 
 try:  # imported here, in the master: a forked worker must reach its signal handlers quickly
     import uvloop
@@ -31,7 +30,7 @@ except ImportError:  # pragma: no cover - uvloop is a pinned dependency on Linux
 WORKER_BOOT_ERROR = 3
 
 
-class BridgeWorker(GunicornWebWorker):
+class BridgeWorker(WorkerHooks):
     """aiohttp's gunicorn worker running the bridge's own lifecycle."""
 
     def init_process(self) -> None:
@@ -40,41 +39,43 @@ class BridgeWorker(GunicornWebWorker):
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         super().init_process()
 
-    def init_signals(self) -> None:
+    def early_signals(self) -> None:
         """Until the event loop runs, catch signals with gunicorn's plain handlers.
 
         uvloop drops a signal delivered before its loop runs, and a worker spends its first
         moments building the app: a SIGTERM then would leave it running until SIGKILL.
-        `_run`, the first code in the running loop, installs aiohttp's loop handlers.
+        `serve`, the first code in the running loop, installs aiohttp's loop handlers.
         """
-        base.Worker.init_signals(self)
+        super().early_signals()
 
     def load_wsgi(self) -> None:
         """Import the app factory gunicorn is pointed at (`bridge.process.app:create_app`)."""
         super().load_wsgi()
         self.app_factory: Callable[[Settings], web.Application] = self.wsgi
 
-    async def _run(self) -> None:
-        super().init_signals()  # the loop runs now: aiohttp's handlers, which wake it at once
+    async def serve(self) -> None:
+        self.loop_signals()  # the loop runs now: aiohttp's handlers, which wake it at once
         try:
-            settings = Settings.from_env()
-            lifecycle = Lifecycle(self.app_factory(settings), settings)
+            settings = read_settings()
+            app = self.app_factory(settings)
+            lifecycle = Lifecycle(app, settings)
             # Our own copies of gunicorn's sockets: closing them is ours, closing the originals gunicorn's.
             await lifecycle.start([socket.fromfd(s.fileno(), s.family, s.type) for s in self.sockets])
         except (ConfigError, StartupError) as exc:
             self.log.error("%s error: %s", "configuration" if isinstance(exc, ConfigError) else "start-up", exc)
             sys.exit(WORKER_BOOT_ERROR)
         self.booted = True
+        reload_on_sighup(app)  # the master passes SIGHUP on (gunicorn.conf.py): reload in place
         pid = os.getpid()
         while self.alive:
             self.notify()
             if self.ppid != os.getppid() and pid == os.getpid():
                 self.log.info("Parent changed, shutting down: %s", self)
                 break
-            await self._wait_next_notify()
+            await self.next_heartbeat()
         await lifecycle.drain(tick=self.notify)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """SIGTERM: stop at once (start draining), not at the next one-second heartbeat."""
         super().handle_exit(sig, frame)
-        self._notify_waiter_done()
+        self.wake()

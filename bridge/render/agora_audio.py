@@ -6,7 +6,7 @@ import base64
 import time
 
 from bridge import jsonutil
-from bridge.ids import audio_id, completion_id
+from bridge.render.ids import audio_id, completion_id
 
 
 class AudioChunks:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bridge import ids, jsonutil
+from bridge import jsonutil
 from bridge.events import Batch, Filler, Fingerprint, Finish, Metadata, TextDelta, ToolCallDelta, Usage
-from bridge.render.json_reply import error_body
+from bridge.render import ids
 from bridge.render.sse import DONE, frame, passthrough
-from bridge.render.whole import Answer
+from bridge.render.whole import WholeAnswer
 
 
 class ChunkEncoder:
@@ -86,12 +86,12 @@ class ChunkEncoder:
         return self._delta(b"{}", jsonutil.dumps(reason))
 
     @staticmethod
-    def error(status: int, message: str, code: str | None) -> bytes:
-        """An error event, then `[DONE]`: how a stream that already started ends in failure."""
-        return frame(error_body(status, message, code)) + DONE
+    def error(body: Any) -> bytes:
+        """An error event (the protocol's error object), then `[DONE]`: how a started stream ends in failure."""
+        return frame(body) + DONE
 
 
-def completion_object(answer: Answer, model: str) -> dict[str, Any]:
+def completion_object(answer: WholeAnswer, model: str) -> dict[str, Any]:
     """The whole `chat.completion` object for a non-streaming reply."""
     message: dict[str, Any] = {"role": "assistant", "content": answer.text or None}
     if answer.tool_calls:

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge import jsonutil
+from bridge.compat import LateHeadersResponse
 from bridge.events import Metadata
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
@@ -22,16 +23,6 @@ def frame(payload: Any) -> bytes:
 def passthrough(chunk: Metadata) -> bytes:
     """A platform chunk from the upstream, as the upstream sent it."""
     return b"data: " + chunk.raw + b"\n\n" if chunk.raw is not None else frame(chunk.payload)
-
-
-class _SSEResponse(web.StreamResponse):
-    """An SSE response whose status and headers travel in the first chunk's write.
-
-    A plain StreamResponse sends them at `prepare`, a write of their own; every SSE write
-    here is an answer's bytes, so one fewer send per answer.
-    """
-
-    _send_headers_immediately = False
 
 
 class SSEWriter:
@@ -51,7 +42,8 @@ class SSEWriter:
 
     async def open(self) -> web.StreamResponse:
         if self.response is None:
-            response = _SSEResponse(headers=SSE_HEADERS)
+            # status and headers travel with the first chunk: one send fewer per answer
+            response = LateHeadersResponse(headers=SSE_HEADERS)
             await response.prepare(self.request)
             self.response = response
         return self.response

@@ -1,4 +1,4 @@
-"""Collects a whole event stream into one answer, for replies that are not streamed."""
+"""A whole answer: the event stream collected, for replies that are not streamed (form, JSON)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from bridge.events import Batch, Event, Fingerprint, Finish, Metadata, TextDelta, ToolCallDelta, Usage
 
 
-class Answer:
+class WholeAnswer:
     """The complete answer: text, tool calls, finish reason, usage, platform chunks.
 
     Fillers (phrases said while the caller waited) are not part of it.
@@ -26,7 +26,7 @@ class Answer:
         self.fingerprint: str | None = None
 
     @classmethod
-    def of(cls, batch: Batch) -> Answer:
+    def of(cls, batch: Batch) -> WholeAnswer:
         """The answer one batch makes."""
         answer = cls()
         for event in batch:
@@ -66,9 +66,9 @@ class Answer:
         call["function"]["arguments"] += delta.arguments
 
 
-async def collect(batches: AsyncGenerator[Batch, None]) -> Answer:
-    """Consume a stream of event batches into an Answer (UpstreamError propagates)."""
-    answer = Answer()
+async def collect(batches: AsyncGenerator[Batch, None]) -> WholeAnswer:
+    """Consume a stream of event batches into an WholeAnswer (UpstreamError propagates)."""
+    answer = WholeAnswer()
     async with aclosing(batches) as stream:
         async for batch in stream:
             for event in batch:

@@ -5,21 +5,30 @@
 
 from __future__ import annotations
 
-from bridge.config import BackupUpstream, Settings
+import re
+from pathlib import Path
+
+from bridge.config import BackupUpstream, ConfigError, Settings
 from bridge.upstreams.base import Upstream
 from bridge.upstreams.echo import EchoUpstream
-from bridge.upstreams.http import HttpClient
+from bridge.upstreams.http import HttpClient, HttpClients
+
+__all__ = ["HttpClients", "Upstream", "build_upstream", "build_upstreams", "env_names", "http_client"]
+
+_ENV_REFERENCE = re.compile(r'\$\{env\.([A-Za-z_][A-Za-z0-9_]*)|"api_key_env"\s*:\s*"([A-Za-z_][A-Za-z0-9_]*)"')
 
 
-def http_client(settings: Settings) -> HttpClient:
-    """A connection pool for one upstream, sized like the bridge's own concurrency."""
+def http_client(settings: Settings, clients: HttpClients | None = None) -> HttpClient:
+    """A connection pool sized like the bridge's own concurrency: shared through `clients`, else its own."""
     d = settings.deadlines
+    if clients is not None:
+        return clients.get(settings.server.max_concurrency, d.connect, d.total)
     return HttpClient(max_connections=settings.server.max_concurrency, connect_timeout=d.connect,
                       total_timeout=d.total)
 
 
 def build_upstream(name: str, settings: Settings, *, base_url: str | None = None, api_key: str | None = None,
-                   model: str | None = None, setting: str = "UPSTREAM") -> Upstream:
+                   model: str | None = None, setting: str = "UPSTREAM", clients: HttpClients | None = None) -> Upstream:
     """Build the upstream called `name`; `setting` names where it was configured, for errors."""
     if name == "echo":
         return EchoUpstream()
@@ -36,20 +45,38 @@ def build_upstream(name: str, settings: Settings, *, base_url: str | None = None
         from bridge.upstreams.openai.client import OpenAIUpstream
 
         return OpenAIUpstream(base_url=base_url or up.openai_base_url, api_key=api_key or up.openai_api_key,
-                              model=model, http=http_client(settings), chat_path=up.openai_chat_path)
+                              model=model, http=http_client(settings, clients), chat_path=up.openai_chat_path)
     from bridge.upstreams.spec import build_spec_upstream
 
-    return build_spec_upstream(name, settings, base_url=base_url, api_key=api_key, model=model, setting=setting)
+    return build_spec_upstream(name, settings, base_url=base_url, api_key=api_key, model=model, setting=setting,
+                               http=http_client(settings, clients))
 
 
-def build_upstreams(settings: Settings) -> list[Upstream]:
+def build_upstreams(settings: Settings, clients: HttpClients | None = None) -> list[Upstream]:
     """The primary upstream followed by the backups (UPSTREAM_FALLBACKS), in order."""
-    upstreams = [build_upstream(settings.upstream.name, settings)]
+    upstreams = [build_upstream(settings.upstream.name, settings, clients=clients)]
     for i, backup in enumerate(settings.upstream.backups):
-        upstreams.append(_backup(backup, settings, f"UPSTREAM_FALLBACKS[{i}]"))
+        upstreams.append(_backup(backup, settings, f"UPSTREAM_FALLBACKS[{i}]", clients))
     return upstreams
 
 
-def _backup(backup: BackupUpstream, settings: Settings, setting: str) -> Upstream:
+def _backup(backup: BackupUpstream, settings: Settings, setting: str, clients: HttpClients | None) -> Upstream:
     return build_upstream(backup.upstream, settings, base_url=backup.base_url, api_key=backup.api_key,
-                          model=backup.model, setting=setting)
+                          model=backup.model, setting=setting, clients=clients)
+
+
+def env_names(settings: Settings) -> set[str]:
+    """The environment variables the configured spec upstreams read (`${env.NAME}`, `api_key_env`):
+    an agent may set them too (bridge/config/agents.py). Built-in upstreams read none."""
+    from bridge.upstreams.spec.loader import resolve
+
+    names: set[str] = set()
+    for ref in (settings.upstream.name, *(b.upstream for b in settings.upstream.backups)):
+        if ref in ("echo", "openai"):
+            continue
+        try:
+            text = Path(resolve(ref, "UPSTREAM")[0]).read_text(encoding="utf-8", errors="replace")
+        except (ConfigError, OSError):
+            continue  # building the upstream reports it
+        names.update(a or b for a, b in _ENV_REFERENCE.findall(text))
+    return names

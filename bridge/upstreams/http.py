@@ -19,13 +19,22 @@ READ_BUFSIZE = 1 << 20  # one SSE line may carry a large tool-call argument
 
 
 class HttpClient:
-    """A lazily created aiohttp session (it needs the running loop) with the bridge's limits."""
+    """A lazily created aiohttp session (it needs the running loop) with the bridge's limits.
+
+    One client may serve several drivers (every agent's upstreams with the same timeouts:
+    `HttpClients`): each driver `retain`s it and closes it once; the session closes with the last.
+    """
 
     def __init__(self, *, max_connections: int, connect_timeout: float, total_timeout: float) -> None:
         self.max_connections = max_connections
         self.timeout = aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout,
                                              sock_connect=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
+        self.users = 1
+
+    def retain(self) -> HttpClient:
+        self.users += 1
+        return self
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -39,9 +48,29 @@ class HttpClient:
         return self._session
 
     async def aclose(self) -> None:
-        if self._session is not None:
+        """One user is done with it; the session closes when none is left."""
+        self.users -= 1
+        if self.users <= 0 and self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class HttpClients:
+    """The process's upstream connection pools, one per (size, connect, total timeout): every
+    agent's drivers with the same settings share one (bridge/pipeline/agents.py)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[int, float, float], HttpClient] = {}
+
+    def get(self, max_connections: int, connect_timeout: float, total_timeout: float) -> HttpClient:
+        """The shared client for these settings, retained for one more driver."""
+        key = (max_connections, connect_timeout, total_timeout)
+        client = self._clients.get(key)
+        if client is None or client.users <= 0:
+            client = self._clients[key] = HttpClient(max_connections=max_connections,
+                                                     connect_timeout=connect_timeout, total_timeout=total_timeout)
+            return client
+        return client.retain()
 
 
 def address(url: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge import jsonutil
+from bridge.errors import BridgeError, ErrorKind
 from bridge.inbound.openai.contract import (
     MANAGED,
     MESSAGE_FIELDS,
@@ -26,12 +27,11 @@ from bridge.inbound.platforms import ALIASES, Platform, identifiers, recognise
 from bridge.request import ChatRequest, Message
 
 
-class ChatError(Exception):
+class ChatError(BridgeError):
     """The request body is invalid; `param` names the offending field."""
 
     def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
+        super().__init__(ErrorKind.BAD_REQUEST, message, param=param)
 
 
 @dataclass(slots=True)
@@ -75,7 +75,7 @@ def parse_chat(body: bytes, headers: Mapping[str, str], query: Mapping[str, str]
         jsonutil.dumps([params, messages])  # what will be sent must encode: no 1,000-level nesting
     except TypeError:
         raise ChatError("The request nests values too deeply or holds a number too large to send on.") from None
-    chat = ChatRequest(messages, model=model, route=route, stream=stream,
+    chat = ChatRequest(messages, model=model, route=route, streamed=stream,
                        include_usage=options.get("include_usage") is True, params=params)
     ids = identifiers(platform, data, headers, query)
     chat.meta = ids

@@ -1,9 +1,10 @@
 """What the OpenAI-protocol routes share: accepting a request, and answering it streamed or whole.
 
-`/v1/chat/completions`, `/chat/completions`, Agora's `/rag/...` and `/audio/...` all accept a
-request with `accept_chat` and answer with `stream_reply` or `completion_reply`; how a
-failure is answered (a status before the first byte, an error event and `[DONE]` after it)
-is decided here once.
+`/v1/chat/completions`, `/chat/completions`, Agora's `/rag/...` and `/audio/...` accept a
+request with `accept_chat` and render what the pipeline answers with `stream_reply` or
+`completion_reply`. A failure before the first byte is raised and answered by the OpenAI
+error table (bridge/render/errors.py, through the access middleware); after it, it ends the
+stream here as an error chunk and `[DONE]`.
 """
 
 from __future__ import annotations
@@ -13,70 +14,50 @@ from contextlib import aclosing
 
 from aiohttp import web
 
-from bridge.errors import ErrorKind, UpstreamError
 from bridge.events import Batch
-from bridge.inbound.body import BodyError, body_error_reply, read_body
+from bridge.inbound.auth import header_token
+from bridge.inbound.body import read_body
+from bridge.inbound.context import SERVICES, agent_for, log_of
 from bridge.inbound.openai.parse import ChatError, parse_chat
 from bridge.inbound.platforms import log_ids
 from bridge.log import RequestLog
-from bridge.pipeline.chain import Overloaded
-from bridge.process.state import STATE, log_of
-from bridge.render.json_reply import json_reply, openai_error
+from bridge.pipeline import Policy
+from bridge.pipeline.agents import Agent
+from bridge.render.errors import OPENAI, caller_left
+from bridge.render.json_reply import json_reply
 from bridge.render.openai import ChunkEncoder, completion_object
 from bridge.render.sse import SSEWriter
-from bridge.render.whole import Answer
+from bridge.render.whole import WholeAnswer
 from bridge.request import ChatRequest
 
-OVERLOADED_MESSAGE = "Too many requests in flight; retry shortly."
+STREAMED = Policy(OPENAI, filler=True)  # an OpenAI stream: a filler may be said while the caller waits
+WHOLE = Policy(OPENAI)
+REFUSED = "Invalid or missing bearer token."
 
 
-async def accept_chat(request: web.Request, *, stream_only: str | None = None) -> ChatRequest | web.Response:
-    """Authenticate and parse an OpenAI chat request; a Response means it was refused.
+async def accept_chat(request: web.Request, *, stream_only: str | None = None) -> tuple[Agent, ChatRequest]:
+    """The caller's agent and its request, authenticated and parsed; BridgeError when refused.
 
     `stream_only`, when given, is the 400 message for a request that does not stream.
     """
-    state = request.app[STATE]
     log = log_of(request)
-    if not state.tokens.check_headers(request.headers):
-        log.fail(ErrorKind.AUTH)
-        return openai_error(401, "Invalid or missing bearer token.", "invalid_api_key")
-    settings = state.settings
-    try:
-        body = await read_body(request, settings.server.body_timeout)
-        inbound = parse_chat(body, request.headers, request.query, default_model=settings.default_model,
-                             route=request.path, extra_params=settings.upstream.extra_params)
-        if stream_only and not inbound.chat.stream:
-            raise ChatError(stream_only, "stream")
-    except BodyError as exc:
-        log.fail(exc.kind)
-        return body_error_reply(openai_error(exc.kind.status, exc.message, exc.kind.value), exc)
-    except ChatError as exc:
-        log.fail(ErrorKind.BAD_REQUEST)
-        return openai_error(400, str(exc), "invalid_request", exc.param)
+    agent = agent_for(request, header_token(request.headers), REFUSED)
+    body = await read_body(request, request.app[SERVICES].settings.server.body_timeout)
+    resource = request.match_info.route.resource
+    inbound = parse_chat(body, request.headers, request.query, default_model=agent.model,
+                         route=resource.canonical if resource is not None else request.path,
+                         extra_params=agent.settings.upstream.extra_params)
+    if stream_only and not inbound.chat.streamed:
+        raise ChatError(stream_only, "stream")
     log.platform = inbound.platform.name
     log.ids = log_ids(inbound.platform, inbound.ids) or None
     log.dropped = inbound.dropped or None
-    return inbound.chat
+    return agent, inbound.chat
 
 
-def failure_reply(exc: UpstreamError | Overloaded, log: RequestLog) -> web.Response:
-    """The error answer before anything was sent: the upstream's failure, or 503 when overloaded."""
-    if isinstance(exc, Overloaded):
-        log.fail(ErrorKind.OVERLOADED)
-        return openai_error(503, OVERLOADED_MESSAGE, ErrorKind.OVERLOADED.value,
-                            headers={"Retry-After": str(exc.retry_after)})
-    log.fail(exc.kind, exc.message)
-    headers = {"Retry-After": f"{exc.retry_after:g}"} if exc.retry_after is not None else None
-    return openai_error(exc.http_status, exc.message, exc.kind.value, headers=headers)
-
-
-async def completion_reply(chat: ChatRequest, answer: Awaitable[Answer], log: RequestLog) -> web.Response:
-    """The whole answer as one `chat.completion` object."""
-    try:
-        whole = await answer
-    except (UpstreamError, Overloaded) as exc:
-        return failure_reply(exc, log)
-    return json_reply(completion_object(whole, chat.model))
+async def completion_reply(chat: ChatRequest, answer: Awaitable[WholeAnswer]) -> web.Response:
+    """The whole answer as one `chat.completion` object (a failure is raised: nothing was sent)."""
+    return json_reply(completion_object(await answer, chat.model))
 
 
 async def stream_reply(request: web.Request, chat: ChatRequest, events: AsyncGenerator[Batch, None],
@@ -84,7 +65,8 @@ async def stream_reply(request: web.Request, chat: ChatRequest, events: AsyncGen
     """Forward the answer as SSE chunks as it arrives, each batch in one write.
 
     The headers go out with the first chunk, unless the route already opened `writer`. A
-    failure before that is an error status; after it, an error event and `[DONE]`.
+    failure before that is raised (the access middleware answers it); after it, an error
+    chunk and `[DONE]` end the stream.
     """
     writer = writer or SSEWriter(request)
     encoder = ChunkEncoder(chat.model, chat.include_usage)
@@ -95,23 +77,14 @@ async def stream_reply(request: web.Request, chat: ChatRequest, events: AsyncGen
                     data = encoder.batch(batch)
                     if data:
                         await writer.write(data)
-        except (UpstreamError, Overloaded) as exc:
-            if writer.response is None:
-                return failure_reply(exc, log)
-            kind, message = (ErrorKind.OVERLOADED, OVERLOADED_MESSAGE) if isinstance(exc, Overloaded) \
-                else (exc.kind, exc.message)
-            log.fail(kind, None if isinstance(exc, Overloaded) else message)
-            return await writer.end(encoder.error(kind.status, message, kind.value))
         except ConnectionError:
             raise
         except Exception as exc:
             if writer.response is None:
-                raise  # nothing sent yet: the access middleware answers a JSON 500
-            # A bug after the headers went out: end the stream properly, never a silent cut.
-            log.fail(ErrorKind.INTERNAL)
-            log.exception = f"{type(exc).__name__}: {exc}"
-            return await writer.end(encoder.error(500, "Internal error; see the server log.", "internal"))
+                raise  # nothing sent yet: the access middleware answers with the OpenAI table
+            return await writer.end(encoder.error(OPENAI.event_body(OPENAI.failure(exc, log))))
         return await writer.end(encoder.end())
     except ConnectionError:
-        log.client_cancel = True  # the caller hung up or barged in: the upstream is already closed
+        caller_left(log)  # the caller hung up or barged in: the upstream is already closed
         return writer.response or web.Response(status=499)
+

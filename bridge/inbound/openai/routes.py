@@ -9,41 +9,31 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bridge.errors import ErrorKind
-from bridge.inbound.openai.reply import accept_chat, completion_reply, stream_reply
-from bridge.process.state import STATE, log_of
-from bridge.render.json_reply import json_reply, openai_error
+from bridge.inbound.auth import header_token
+from bridge.inbound.context import SERVICES, agent_for, log_of
+from bridge.inbound.openai.reply import REFUSED, STREAMED, WHOLE, accept_chat, completion_reply, stream_reply
+from bridge.render.json_reply import json_reply
 
 
 async def handle_chat(request: web.Request) -> web.StreamResponse:
     """POST /v1/chat/completions and /chat/completions."""
-    chat = await accept_chat(request)
-    if isinstance(chat, web.Response):
-        return chat
-    state = request.app[STATE]
+    agent, chat = await accept_chat(request)
     log = log_of(request)
-    state.bridge.prepare(chat)
-    failure_text = state.settings.answer.openai_failure_text
-    if chat.stream:
-        events = state.voice.stream(state.bridge.stream(chat, log), chat, log, failure_text=failure_text, filler=True)
-        return await stream_reply(request, chat, events, log)
-    answer = state.voice.whole(state.bridge.stream(chat, log), chat, log, failure_text=failure_text)
-    return await completion_reply(chat, answer, log)
+    if chat.streamed:
+        return await stream_reply(request, chat, agent.pipeline.answer(chat, log, STREAMED), log)
+    return await completion_reply(chat, agent.pipeline.whole(chat, log, WHOLE))
 
 
 async def handle_models(request: web.Request) -> web.Response:
-    """GET /v1/models and /models: the model(s) this bridge answers with, in OpenAI's list shape.
+    """GET /v1/models and /models: the model(s) the caller's agent answers with, in OpenAI's list shape.
 
-    Consoles and clients probe it before the first chat. The configured model (UPSTREAM_MODEL,
+    Consoles and clients probe it before the first chat. The agent's model (UPSTREAM_MODEL,
     else the default) is listed, and each backup upstream's own model.
     """
-    state = request.app[STATE]
-    if not state.tokens.check_headers(request.headers):
-        log_of(request).fail(ErrorKind.AUTH)
-        return openai_error(401, "Invalid or missing bearer token.", "invalid_api_key")
-    settings = state.settings
+    agent = agent_for(request, header_token(request.headers), REFUSED)
+    settings = agent.settings
     names = [settings.default_model] + [b.model for b in settings.upstream.backups if b.model]
-    created = int(state.started)
+    created = int(request.app[SERVICES].started)
     models = [{"id": name, "object": "model", "created": created, "owned_by": "voice-llm-bridge"}
               for name in dict.fromkeys(names)]
     return json_reply({"object": "list", "data": models})

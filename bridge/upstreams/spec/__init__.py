@@ -8,7 +8,7 @@ variables, and the environment variables and API key the chosen call cannot do w
 from __future__ import annotations
 
 from bridge.config import ConfigError, Settings, check_url
-from bridge.upstreams import http_client
+from bridge.upstreams.http import HttpClient
 from bridge.upstreams.spec.driver import SpecUpstream
 from bridge.upstreams.spec.loader import available_specs, is_path, load_spec, pick_call, resolve, split_ref
 from bridge.upstreams.spec.model import CallSpec, Spec
@@ -25,6 +25,7 @@ def build_spec_upstream(
     api_key: str | None = None,
     model: str | None = None,
     setting: str = "UPSTREAM",
+    http: HttpClient,
 ) -> SpecUpstream:
     """The upstream for `ref` (a spec name or path, optionally `:call`).
 
@@ -50,7 +51,7 @@ def build_spec_upstream(
     return SpecUpstream(
         spec, call,
         name=spec.name if call == "chat" else f"{spec.name}:{call}",
-        base_url=url, api_key=key, model=model, env=settings.env, http=http_client(settings), secrets=secrets,
+        base_url=url, api_key=key, model=model, env=settings.env, http=http, secrets=secrets,
     )
 
 

@@ -1,0 +1,46 @@
+"""Every platform route, as data: method, path, handler, and the protocol that answers its errors.
+
+The process registers each route twice: at its own path, which the caller's token chooses
+the agent for, and under `/agents/<name>` for an agent by name (bridge/inbound/context.py).
+A route's failures before the first byte are answered by its protocol's error table
+(bridge/render/errors.py): the access middleware looks the table up here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bridge.inbound.agora_audio import CLIPS, Clips, handle_audio
+from bridge.inbound.agora_rag import handle_rag
+from bridge.inbound.alibaba_form import handle_form
+from bridge.inbound.openai.routes import handle_chat, handle_models
+from bridge.render.errors import FORM, OPENAI, ErrorReplies
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    errors: ErrorReplies
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/", handle_form, FORM),
+    Route("POST", "/v1/chat/completions", handle_chat, OPENAI),
+    Route("POST", "/chat/completions", handle_chat, OPENAI),
+    Route("GET", "/v1/models", handle_models, OPENAI),
+    Route("GET", "/models", handle_models, OPENAI),
+    Route("POST", "/rag/chat/completions", handle_rag, OPENAI),
+    Route("POST", "/audio/chat/completions", handle_audio, OPENAI),
+)
+
+
+def setup(app: web.Application) -> None:
+    """What the routes keep per process (the audio clips, read once)."""
+    app[CLIPS] = Clips()
