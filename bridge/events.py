@@ -100,7 +100,16 @@ class Fingerprint:
     value: str
 
 
-Event = TextDelta | Filler | Reasoning | ToolCallDelta | Usage | Finish | Metadata | Fingerprint
+@dataclass(slots=True)
+class Note:
+    """Something the pipeline did (a bridge tool ran), for a caller that asked to watch (the
+    playground's timeline). Never spoken, never rendered for a platform."""
+
+    name: str
+    data: dict[str, Any]
+
+
+Event = TextDelta | Filler | Reasoning | ToolCallDelta | Usage | Finish | Metadata | Fingerprint | Note
 Batch = list[Event]  # the events of one upstream read, delivered together
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bridge.errors import ErrorKind, UpstreamError
-from bridge.events import Batch, Filler, Finish, TextDelta, ToolCallDelta, Usage
+from bridge.events import Batch, Filler, Finish, Note, TextDelta, ToolCallDelta, Usage
 from bridge.log import RequestLog
 from bridge.metrics import Metrics
 from bridge.pipeline.stages import glue
@@ -121,6 +121,8 @@ class ToolRounds:
             if filler and self.box.filler and not spoken.filler_said:
                 yield spoken.filler(self.box.filler)
             results = await self._run_tools(current, log, number + 1, deadline)
+            yield [Note("tool", {"name": r.name, "ms": round(r.duration_ms, 1), "outcome": r.outcome,
+                                 "round": number + 1}) for r in results]
             request = self._next(request, current, results)
         raise UpstreamError(ErrorKind.TOOL_ROUNDS, f"the model still wanted tools after {self.box.max_rounds} rounds")
 
