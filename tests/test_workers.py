@@ -224,3 +224,28 @@ async def test_gunicorn_listens_with_the_configured_backlog() -> None:
         out, _ = await ss.communicate()
         assert int(out.split()[2]) == min(1500, SOMAXCONN)  # what gunicorn set, kept by each worker
         await stop(proc, lines, early)
+
+
+async def test_sighup_to_the_master_reloads_the_agents_in_every_worker_without_a_restart(tmp_path):
+    """SIGHUP reaches each worker (gunicorn.conf.py passes it on); a broken file keeps the agents."""
+    agents = tmp_path / "agents.json"
+    agents.write_text(json.dumps({"agents": {"sales": {"BRIDGE_TOKENS": "sales-tok-1", "UPSTREAM_MODEL": "v1"}}}))
+    port = free_port()
+    async with gunicorn(gunicorn_env(port, BRIDGE_AGENTS=str(agents))) as (proc, lines, early):
+        assert proc.stdout is not None
+        agents.write_text('{"agents": {"sales": {"UPSTREAM_MODELL": "v2"}}}')
+        proc.send_signal(signal.SIGHUP)
+        for _ in range(2):
+            failed = await wait_for_log(proc.stdout, "reload_failed")
+            assert "UPSTREAM_MODELL" in str(failed["error"])
+        agents.write_text(json.dumps({"agents": {"sales": {"BRIDGE_TOKENS": "sales-tok-1", "UPSTREAM_MODEL": "v2"}}}))
+        proc.send_signal(signal.SIGHUP)
+        for _ in range(2):
+            await wait_for_log(proc.stdout, "reloaded")
+        async with aiohttp.ClientSession() as session:
+            for _ in range(4):  # whichever worker answers
+                async with session.get(f"http://127.0.0.1:{port}/v1/models",
+                                       headers={"Authorization": "Bearer sales-tok-1"}) as resp:
+                    assert [m["id"] for m in (await resp.json())["data"]] == ["v2"]
+        _, log = await stop(proc, lines, early)
+        assert log.count("Booting worker") == 2  # reloaded in place: no worker was restarted

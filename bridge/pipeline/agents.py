@@ -12,6 +12,7 @@ they started with, and each resource is closed once no agent, old or new, holds 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import threading
@@ -156,16 +157,20 @@ def check_configuration(base: Settings) -> None:
     """Check every agent's settings, files and upstreams without opening anything (gunicorn's
     master does, so a bad deploy stops with one line before any worker starts)."""
     for config in read_agents(base, _extra_names):
-        _check_files(config)
-        build_upstreams(config.settings)
+        with _named(config):
+            check_files(config.settings)
+            build_upstreams(config.settings)
 
 
-def _check_files(config: AgentConfig) -> None:
+@contextlib.contextmanager
+def _named(config: AgentConfig) -> Iterator[None]:
+    """A configuration problem of a file agent names the agent."""
     try:
-        check_files(config.settings)
+        yield
     except ConfigError as exc:
-        raise ConfigError(str(exc) if config.name == DEFAULT_AGENT else
-                          f"BRIDGE_AGENTS: agent {config.name}: {exc}") from None
+        if config.name == DEFAULT_AGENT:
+            raise
+        raise ConfigError(f"BRIDGE_AGENTS: agent {config.name}: {exc}") from None
 
 
 def build_roster(base: Settings, shared: Shared) -> Roster:
@@ -174,8 +179,9 @@ def build_roster(base: Settings, shared: Shared) -> Roster:
     agents: dict[str, Agent] = {}
     try:
         for config in configs:
-            _check_files(config)
-            agents[config.name] = _agent(config, shared)
+            with _named(config):
+                check_files(config.settings)
+                agents[config.name] = _agent(config, shared)
     except BaseException:
         for agent in agents.values():
             shared.drop(agent.held)  # nothing was started: toolboxes hold no connection yet

@@ -2,12 +2,14 @@
 
 `create_app(settings)` builds everything the configuration names (the agents, their
 upstreams, tools and knowledge) and raises ConfigError, naming the setting, when anything is
-wrong: a bad deploy stops before it serves. `reload(app)` (SIGHUP) reads BRIDGE_AGENTS again.
+wrong: a bad deploy stops before it serves. `reload(app)` reads BRIDGE_AGENTS again: on
+SIGHUP (bridge/process/lifecycle.py), and when the file changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import warnings
 from typing import TextIO
 
@@ -33,6 +35,7 @@ MAX_FIELD_SIZE = 16384
 # so the caller sees the answer rather than a reset: briefly (its default 10 s would let slow
 # callers hold connections well past BODY_TIMEOUT).
 LINGERING_TIME = 1.0
+WATCH_INTERVAL = 1.0  # seconds between two looks at BRIDGE_AGENTS' file
 
 
 def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = None) -> web.Application:
@@ -90,7 +93,29 @@ async def reload(app: web.Application) -> bool:
 async def _start(app: web.Application) -> None:
     roster = app[SERVICES].roster
     await start(roster)
-    _announce(app[PROCESS].settings, roster)
+    state = app[PROCESS]
+    _announce(state.settings, roster)
+    if state.settings.server.agents_file:
+        state.watcher = asyncio.get_running_loop().create_task(_watch(app, state.settings.server.agents_file))
+
+
+async def _watch(app: web.Application, path: str) -> None:
+    """Reload when the agents file changes (a ConfigMap update, an edit): its stat is polled."""
+    seen = _stamp(path)
+    while True:
+        await asyncio.sleep(WATCH_INTERVAL)
+        now = _stamp(path)
+        if now != seen:
+            seen = now
+            await reload(app)
+
+
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size
 
 
 def _announce(settings: Settings, roster: Roster) -> None:
@@ -109,6 +134,8 @@ def _announce(settings: Settings, roster: Roster) -> None:
 
 async def _close(app: web.Application) -> None:
     state = app[PROCESS]
+    if state.watcher is not None:
+        state.watcher.cancel()
     for agent in state.services.roster:
         await state.shared.release(agent)
     await state.shared.aclose()

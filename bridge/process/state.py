@@ -29,6 +29,7 @@ class ProcessState:
     closing: bool = False  # the listener is closed: requests on kept-alive connections get 503
     active: int = 0  # requests being handled
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set when `active` drops to 0
+    watcher: asyncio.Task[None] | None = None  # reloads BRIDGE_AGENTS when the file changes
 
 
 PROCESS = web.AppKey("process", ProcessState)
