@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,10 @@ SUPPORT_TOKEN = "support-tok-5678"
 ENV_TOKEN = "env-tok-9012"
 SALES_KEY = "sk-sales-secret-abcdef123456"
 SUPPORT_KEY = "sk-support-secret-abcdef654321"
+
+
+def rewrite(path: str, text: str) -> None:
+    Path(path).write_text(text)
 
 
 def agents_file(tmp_path: Path, agents: dict[str, Any], name: str = "agents.json") -> str:
@@ -186,7 +191,7 @@ async def test_reload_serves_new_agents_and_a_call_in_flight_finishes_on_its_old
     await arrived.wait()
 
     # sales now answers on the support upstream with another model
-    Path(env["BRIDGE_AGENTS"]).write_text(json.dumps({"agents": {
+    rewrite(env["BRIDGE_AGENTS"], json.dumps({"agents": {
         "sales": {"OPENAI_BASE_URL": second_upstream.url + "/v1", "UPSTREAM_MODEL": "sales-v2",
                   "BRIDGE_TOKENS": SALES_TOKEN}}}))
     assert await reload(client.server.app) is True
@@ -206,7 +211,7 @@ async def test_a_broken_file_on_reload_keeps_the_running_agents(bridge, fake_ups
                                                                log_stream):
     env = two_agents(tmp_path, fake_upstream.url, second_upstream.url)
     client = await bridge(env)
-    Path(env["BRIDGE_AGENTS"]).write_text('{"agents": {"sales": {"OPENAI_BASE_URLL": "x"}}}')
+    rewrite(env["BRIDGE_AGENTS"], '{"agents": {"sales": {"OPENAI_BASE_URLL": "x"}}}')
     assert await reload(client.server.app) is False
     body, headers = chat(SUPPORT_TOKEN)
     resp = await client.post("/v1/chat/completions", json=body, headers=headers)
@@ -227,9 +232,9 @@ async def test_a_changed_file_is_reloaded_without_a_signal(bridge, fake_upstream
                                                           log_stream):
     env = two_agents(tmp_path, fake_upstream.url, second_upstream.url)
     client = await bridge(env)
-    replacement = Path(agents_file(tmp_path, {"night": {"BRIDGE_TOKENS": "night-tok-1", "UPSTREAM_MODEL": "owl"}},
-                                   name="next.json"))
-    replacement.replace(env["BRIDGE_AGENTS"])  # as a ConfigMap update swaps the file
+    replacement = agents_file(tmp_path, {"night": {"BRIDGE_TOKENS": "night-tok-1", "UPSTREAM_MODEL": "owl"}},
+                              name="next.json")
+    os.replace(replacement, env["BRIDGE_AGENTS"])  # as a ConfigMap update swaps the file
     line = await log_stream.wait_for_line(lambda entry: entry.get("event") == "reloaded")
     assert line["agents"] == ["default", "night"]
     resp = await client.get("/v1/models", headers={"Authorization": "Bearer night-tok-1"})
