@@ -255,19 +255,19 @@ def _backups(raw: str | None) -> tuple[BackupUpstream, ...]:
         raise ConfigError(f"{name}: not valid JSON ({exc})") from None
     if not isinstance(items, list):
         raise ConfigError(f"{name}: must be a JSON list of objects")
-    backups = []
-    for i, item in enumerate(items):
-        where = f"{name}[{i}]"
-        if not isinstance(item, dict) or not isinstance(item.get("upstream"), str):
-            raise ConfigError(f"{where}: must be an object with a string 'upstream'")
-        unknown = set(item) - {"upstream", "base_url", "api_key", "model"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
-        for key in ("base_url", "api_key", "model"):
-            if key in item and not isinstance(item[key], str):
-                raise ConfigError(f"{where}.{key}: must be a string")
-        if item.get("base_url"):
-            check_url(f"{where}.base_url", item["base_url"])
-        backups.append(BackupUpstream(**item))
-    return tuple(backups)
+    return tuple(_backup(f"{name}[{i}]", item) for i, item in enumerate(items))
 
+
+def _backup(where: str, item: Any) -> BackupUpstream:
+    """One entry of UPSTREAM_FALLBACKS: {"upstream", "base_url"?, "api_key"?, "model"?}."""
+    if not isinstance(item, dict) or not isinstance(item.get("upstream"), str):
+        raise ConfigError(f"{where}: must be an object with a string 'upstream'")
+    unknown = set(item) - {"upstream", "base_url", "api_key", "model"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    for key in ("base_url", "api_key", "model"):
+        if key in item and not isinstance(item[key], str):
+            raise ConfigError(f"{where}.{key}: must be a string")
+    if item.get("base_url"):
+        check_url(f"{where}.base_url", item["base_url"])
+    return BackupUpstream(**item)

@@ -80,26 +80,30 @@ def parse_message(raw: str | None) -> list[Message]:
     """The `Message` field as OpenAI-shaped messages (system/user/assistant, string content)."""
     if raw is None or not raw.strip():
         raise FormError("Message: required and must not be empty")
+    value = _structured(raw)
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    records = [value] if isinstance(value, dict) else value
+    if not isinstance(records, list):
+        raise FormError("Message: must be a list of {role, content} objects")
+    if not records:
+        raise FormError("Message: the history is empty")
+    if len(records) > MAX_RECORDS:
+        raise FormError(f"Message: more than {MAX_RECORDS} records")
+    return [_record(i, item) for i, item in enumerate(records)]
+
+
+def _structured(raw: str) -> Any:
+    """JSON or a Python literal; plain text (that may merely start with a quote) as it is."""
     text = raw.strip()
     try:
-        value = parse_structured(text)
+        return parse_structured(text)
     except LiteralTooCostly as exc:
         raise FormError(f"Message: {exc}") from None
     except ValueError:
         if text[0] in "[{":
             raise FormError("Message: not valid JSON or a Python-literal list of {role, content}") from None
-        value = raw  # plain text that merely starts with a quote
-    if isinstance(value, str):
-        return [{"role": "user", "content": value}]
-    if isinstance(value, dict):
-        value = [value]
-    if not isinstance(value, list):
-        raise FormError("Message: must be a list of {role, content} objects")
-    if not value:
-        raise FormError("Message: the history is empty")
-    if len(value) > MAX_RECORDS:
-        raise FormError(f"Message: more than {MAX_RECORDS} records")
-    return [_record(i, item) for i, item in enumerate(value)]
+        return raw
 
 
 def _record(i: int, item: Any) -> Message:

@@ -45,23 +45,26 @@ def spoken_text(answer: WholeAnswer, settings: AnswerSettings) -> tuple[str, str
     """The form's `Text` for an answer, and the call action taken (None, `hangup`, `transfer`, `unsupported`)."""
     for call in answer.calls():
         name = call["function"]["name"]
-        if name not in settings.call_tools:
-            continue
-        arguments = _arguments(call["function"]["arguments"])
-        if name == "hangup":
-            words = answer.text.strip() or _text(arguments.get("closing_words")) or settings.hangup_words
-            return f'<imsagent_hangup endword="{_clean(words)}"/>', "hangup"
-        number = _text(arguments.get("number"))
-        if number and (not settings.transfer_numbers or number in settings.transfer_numbers):
-            message = _text(arguments.get("message")) or answer.text.strip()
-            error = _text(arguments.get("error_message"))
-            parts = [f"callee={_clean(number)}"]
-            parts += [f"err_msg={_clean(error)}"] if error else []
-            parts += [f"msg={_clean(message)}"] if message else []
-            return f"<imsagent_transfer_call {', '.join(parts)}/>", "transfer"
+        if name in settings.call_tools:
+            command = _command(name, _arguments(call["function"]["arguments"]), answer.text.strip(), settings)
+            if command is not None:
+                return command, name
     if answer.tool_calls and not answer.text.strip():
         return "", "unsupported"
     return answer.text, None
+
+
+def _command(name: str, arguments: dict[str, Any], said: str, settings: AnswerSettings) -> str | None:
+    """IMS's text command for one call-control call (None: a transfer to a number not allowed)."""
+    if name == "hangup":
+        words = said or _text(arguments.get("closing_words")) or settings.hangup_words
+        return f'<imsagent_hangup endword="{_clean(words)}"/>'
+    number = _text(arguments.get("number"))
+    if not number or (settings.transfer_numbers and number not in settings.transfer_numbers):
+        return None
+    fields = {"callee": number, "err_msg": _text(arguments.get("error_message")),
+              "msg": _text(arguments.get("message")) or said}
+    return f"<imsagent_transfer_call {', '.join(f'{k}={_clean(v)}' for k, v in fields.items() if v)}/>"
 
 
 def _function(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ MAX_LITERAL_CHARS characters and MAX_LITERAL_TOKENS structural characters. An IM
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from typing import Any
 
 from bridge import jsonutil
@@ -56,19 +57,40 @@ def parse_literal(text: str) -> Any:
 
 
 def _value(node: ast.AST) -> Any:
-    if isinstance(node, ast.Constant) and isinstance(node.value, _CONSTANTS):
+    convert = _CONVERTERS.get(type(node))
+    if convert is None:
+        raise ValueError(f"{type(node).__name__} is not allowed in a literal")
+    return convert(node)
+
+
+def _constant(node: Any) -> Any:
+    if isinstance(node.value, _CONSTANTS):
         return node.value
-    if isinstance(node, (ast.List, ast.Tuple)):
-        return [_value(item) for item in node.elts]
-    if isinstance(node, ast.Dict):
-        if any(key is None for key in node.keys):
-            raise ValueError("dict unpacking is not a literal")
-        return {_key(k): _value(v) for k, v in zip(node.keys, node.values, strict=True)}
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
-        value = node.operand.value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return -value
-    raise ValueError(f"{type(node).__name__} is not allowed in a literal")
+    raise ValueError(f"{type(node.value).__name__} is not allowed in a literal")
+
+
+def _sequence(node: Any) -> list[Any]:
+    return [_value(item) for item in node.elts]
+
+
+def _mapping(node: Any) -> dict[str, Any]:
+    if any(key is None for key in node.keys):
+        raise ValueError("dict unpacking is not a literal")
+    return {_key(k): _value(v) for k, v in zip(node.keys, node.values, strict=True)}
+
+
+def _negative(node: Any) -> int | float:
+    """A minus sign before a number, nothing else."""
+    operand = node.operand
+    if (isinstance(node.op, ast.USub) and isinstance(operand, ast.Constant)
+            and isinstance(operand.value, (int, float)) and not isinstance(operand.value, bool)):
+        return -operand.value
+    raise ValueError("UnaryOp is not allowed in a literal")
+
+
+_CONVERTERS: dict[type[ast.AST], Callable[[Any], Any]] = {
+    ast.Constant: _constant, ast.List: _sequence, ast.Tuple: _sequence, ast.Dict: _mapping, ast.UnaryOp: _negative,
+}
 
 
 def _key(node: ast.AST | None) -> Any:

@@ -80,28 +80,52 @@ def read_passages(folder: Path) -> Iterator[Passage]:
 def split_passages(source: str, text: str) -> Iterator[Passage]:
     """Split one document into passages (Markdown headings give them titles)."""
     markdown = not source.lower().endswith(".txt")
-    trail: list[str] = []
-    title = ""
-    current: list[str] = []
-    size = 0
+    titles = _Titles()
+    packer = _Packer(source)
     for block in _blocks(_strip_front_matter(text) if markdown else text, markdown):
         if block[0] == "#":
-            if current:
-                yield Passage(source, title, "\n\n".join(current))
-                current, size = [], 0
-            level, heading = block[1:].split(" ", 1)
-            del trail[int(level) - 1 :]
-            trail += [""] * (int(level) - 1 - len(trail)) + [heading]
-            title = " > ".join(t for t in trail if t)
+            yield from packer.flush(titles.title)
+            titles.heading(block)
             continue
         for piece in _cut(block[1:]):
-            if current and size + len(piece) > TARGET_CHARS:
-                yield Passage(source, title, "\n\n".join(current))
-                current, size = [], 0
-            current.append(piece)
-            size += len(piece) + 2
-    if current:
-        yield Passage(source, title, "\n\n".join(current))
+            yield from packer.add(piece, titles.title)
+    yield from packer.flush(titles.title)
+
+
+class _Packer:
+    """Pieces of text packed into passages of about TARGET_CHARS."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.current: list[str] = []
+        self.size = 0
+
+    def add(self, piece: str, title: str) -> list[Passage]:
+        done = self.flush(title) if self.current and self.size + len(piece) > TARGET_CHARS else []
+        self.current.append(piece)
+        self.size += len(piece) + 2
+        return done
+
+    def flush(self, title: str) -> list[Passage]:
+        if not self.current:
+            return []
+        passage = Passage(self.source, title, "\n\n".join(self.current))
+        self.current, self.size = [], 0
+        return [passage]
+
+
+class _Titles:
+    """The trail of headings above the text: "Returns > Refunds"."""
+
+    def __init__(self) -> None:
+        self.trail: list[str] = []
+        self.title = ""
+
+    def heading(self, block: str) -> None:
+        level, heading = block[1:].split(" ", 1)
+        del self.trail[int(level) - 1 :]
+        self.trail += [""] * (int(level) - 1 - len(self.trail)) + [heading]
+        self.title = " > ".join(t for t in self.trail if t)
 
 
 def _blocks(text: str, markdown: bool) -> Iterator[str]:
@@ -128,13 +152,7 @@ def _cut(paragraph: str) -> Iterator[str]:
         yield paragraph
         return
     piece = ""
-    for sentence in _SENTENCE_END.split(paragraph):
-        while len(sentence) > MAX_CHARS:
-            if piece:
-                yield piece
-                piece = ""
-            yield sentence[:MAX_CHARS]
-            sentence = sentence[MAX_CHARS:]
+    for sentence in _sentences(paragraph):
         if piece and len(piece) + 1 + len(sentence) > MAX_CHARS:
             yield piece
             piece = ""
@@ -144,6 +162,15 @@ def _cut(paragraph: str) -> Iterator[str]:
             piece = piece or sentence
     if piece:
         yield piece
+
+
+def _sentences(paragraph: str) -> Iterator[str]:
+    """The paragraph's sentences; one longer than MAX_CHARS comes in MAX_CHARS slices."""
+    for sentence in _SENTENCE_END.split(paragraph):
+        while len(sentence) > MAX_CHARS:
+            yield sentence[:MAX_CHARS]
+            sentence = sentence[MAX_CHARS:]
+        yield sentence
 
 
 def _strip_front_matter(text: str) -> str:

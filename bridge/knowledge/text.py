@@ -43,6 +43,7 @@ STOP_CHARS = frozenset(
     "的了是吗呢吧啊呀哦嗯么什怎哪谁为我你您他她它们在有和与及或就都也很还又请问这那个些吧把被给让"
     "着过得地一不没要会能可想说告诉知道吗嘛呗哈喂好啦"
 )
+_STOP_PAD = min(STOP_CHARS)  # stands for the edge of a run, which counts as a stop character
 
 
 def cjk_bigrams(run: str) -> list[str]:
@@ -68,20 +69,23 @@ def query_terms(question: str) -> list[str]:
     """The distinct keywords of a question, in order, at most MAX_QUERY_TERMS."""
     terms: dict[str, None] = {}
     for run in _CJK_RUN.findall(question):
-        for gram in cjk_bigrams(run):
-            if not STOP_CHARS.intersection(gram):
-                terms[gram] = None
-        last = len(run) - 1
-        for i, char in enumerate(run):
-            if 0 < last and char not in STOP_CHARS and (i == 0 or run[i - 1] in STOP_CHARS) and (
-                i == last or run[i + 1] in STOP_CHARS
-            ):
-                terms[char] = None
+        terms.update(dict.fromkeys(gram for gram in cjk_bigrams(run) if not STOP_CHARS.intersection(gram)))
+        terms.update(dict.fromkeys(_lone_chars(run)))
     for word in WORD.findall(question):
         word = word.lower()
         if word not in STOP_WORDS and (len(word) > 1 or word.isdigit()):
             terms[word] = None
     return list(terms)[:MAX_QUERY_TERMS]
+
+
+def _lone_chars(run: str) -> list[str]:
+    """The characters of a CJK run that stand between stop characters (a one-character word:
+    "退" in "我要退了"); a run of one character has none (its bigram-less self is too common)."""
+    if len(run) < 2:
+        return []
+    padded = f"{_STOP_PAD}{run}{_STOP_PAD}"
+    return [char for i, char in enumerate(run, 1)
+            if char not in STOP_CHARS and padded[i - 1] in STOP_CHARS and padded[i + 1] in STOP_CHARS]
 
 
 def match_expression(terms: list[str]) -> str:

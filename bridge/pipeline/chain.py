@@ -64,12 +64,11 @@ class UpstreamChain:
                     return
                 except UpstreamError as exc:
                     error = self._failed(upstream, exc, yielded, failures, log)
-                    wait = exc.retry_after or 0.0
-                    if attempt == 1 and exc.retryable and loop.time() + wait < retry_budget_end:
-                        if wait:
-                            await asyncio.sleep(wait)
-                        continue
-                    break
+                    wait = _retry_wait(exc, attempt, retry_budget_end - loop.time())
+                    if wait is None:
+                        break
+                    if wait:
+                        await asyncio.sleep(wait)
         assert error is not None
         raise error
 
@@ -107,6 +106,13 @@ class UpstreamChain:
         """Close every upstream's connection pool."""
         for upstream in self.upstreams:
             await upstream.aclose()
+
+
+def _retry_wait(exc: UpstreamError, attempt: int, budget: float) -> float | None:
+    """Seconds to wait before trying the same upstream again, or None to move on: one retry, for
+    failures worth it, when its Retry-After fits in what is left of the first-token budget."""
+    wait = exc.retry_after or 0.0
+    return wait if attempt == 1 and exc.retryable and wait < budget else None
 
 
 class _Call:

@@ -108,14 +108,19 @@ class _Speakable:
         changed = False
         for event in batch:
             if type(event) is TextDelta:
-                text = event.text
-                event.text = self.speech.feed(text) if len(text) <= SLICE else await self._sliced(text)
-                changed = changed or not event.text
-                self.spoke = self.spoke or bool(event.text)
-            elif type(event) is Finish or type(event) is ToolCallDelta:
-                changed = changed or type(event) is Finish
-                self.spoke = self.spoke or type(event) is ToolCallDelta
+                changed = await self._filter(event) or changed
+            elif type(event) is Finish:
+                changed = True
+            elif type(event) is ToolCallDelta:
+                self.spoke = True  # a tool call is an answer
         return self._rebuilt(batch) if changed else batch
+
+    async def _filter(self, event: TextDelta) -> bool:
+        """Filter one piece in place; True when nothing of it is said now."""
+        text = event.text
+        event.text = self.speech.feed(text) if len(text) <= SLICE else await self._sliced(text)
+        self.spoke = self.spoke or bool(event.text)
+        return not event.text
 
     async def _sliced(self, text: str) -> str:
         """A huge piece, filtered a slice at a time with the event loop free in between."""

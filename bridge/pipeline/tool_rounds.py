@@ -49,8 +49,8 @@ SHUTDOWN_MESSAGE = "the server shut down while tools were running"
 class Limits:
     """How much of the model's tool calls one round keeps (MAX_TOOL_CALLS, MAX_TOOL_ARGUMENT_CHARS)."""
 
-    calls: int = 16
-    argument_chars: int = 65_536
+    calls: int
+    argument_chars: int
 
 
 @dataclass(slots=True)
@@ -66,12 +66,16 @@ class Round:
     dropped: int = 0  # bridge calls past MAX_TOOL_CALLS, not kept
     finish: Finish | None = None
 
+    @property
+    def over(self) -> bool:
+        """The answer ends with this round: no bridge call to run, or a call for the caller."""
+        return not self.bridge_calls or bool(self.caller_calls)
+
     def route(self, delta: ToolCallDelta, box: ToolBox) -> bool:
         """Record a fragment; True when it belongs to a bridge tool (held back from the caller)."""
         call = self.bridge_calls.get(delta.index)
         if call is None:
-            name = delta.name or ""
-            if delta.index in self.caller_calls or name in self.caller_tools or not box.owns(name):
+            if not self._bridges(delta, box):
                 self.caller_calls.add(delta.index)
                 return False
             if len(self.bridge_calls) >= self.limits.calls:
@@ -79,14 +83,23 @@ class Round:
                 return True
             call = self.bridge_calls[delta.index] = {"id": delta.id or f"call_bridge_{delta.index}", "name": "",
                                                      "arguments": ""}
-        call["name"] += delta.name or ""
-        if delta.index not in self.oversized:
-            if len(call["arguments"]) + len(delta.arguments) > self.limits.argument_chars:
-                self.oversized.add(delta.index)
-                call["arguments"] = ""
-            else:
-                call["arguments"] += delta.arguments
+        self._append(call, delta)
         return True
+
+    def _bridges(self, delta: ToolCallDelta, box: ToolBox) -> bool:
+        """Whether a new call is for a bridge tool (the caller's tools win a name clash)."""
+        name = delta.name or ""
+        return delta.index not in self.caller_calls and name not in self.caller_tools and box.owns(name)
+
+    def _append(self, call: dict[str, str], delta: ToolCallDelta) -> None:
+        call["name"] += delta.name or ""
+        if delta.index in self.oversized:
+            return
+        if len(call["arguments"]) + len(delta.arguments) > self.limits.argument_chars:
+            self.oversized.add(delta.index)
+            call["arguments"] = ""
+        else:
+            call["arguments"] += delta.arguments
 
 
 class ToolRounds:
@@ -106,14 +119,9 @@ class ToolRounds:
         spoken = _Spoken()
         for number in range(self.box.max_rounds + 1):
             current = Round(caller_tools, self.limits)
-            spoken.new_piece()
-            async with aclosing(model(request, log)) as batches:
-                async for batch in batches:
-                    out = self._sift(batch, current, usage)
-                    if out:
-                        yield spoken.joined(out)
-            log.usage, log.usage_estimated = usage.as_dict(), usage.estimated or None  # every round so far
-            if not current.bridge_calls or current.caller_calls:
+            async for batch in self._round(model(request, log), current, usage, spoken, log):
+                yield batch
+            if current.over:
                 yield [current.finish or Finish("stop"), usage]
                 return
             if number == self.box.max_rounds:
@@ -125,6 +133,17 @@ class ToolRounds:
                                  "round": number + 1}) for r in results]
             request = self._next(request, current, results)
         raise UpstreamError(ErrorKind.TOOL_ROUNDS, f"the model still wanted tools after {self.box.max_rounds} rounds")
+
+    async def _round(self, answer: AsyncGenerator[Batch, None], current: Round, usage: Usage, spoken: _Spoken,
+                     log: RequestLog) -> AsyncGenerator[Batch, None]:
+        """One upstream answer: what the caller gets of it, joined to what was said before."""
+        spoken.new_piece()
+        async with aclosing(answer) as batches:
+            async for batch in batches:
+                out = self._sift(batch, current, usage)
+                if out:
+                    yield spoken.joined(out)
+        log.usage, log.usage_estimated = usage.as_dict(), usage.estimated or None  # every round so far
 
     def _offer(self, request: ChatRequest) -> frozenset[str]:
         """Add the bridge's tools beside the caller's; the caller's tool names (theirs on a clash)."""

@@ -27,23 +27,45 @@ class LineSplitter:
         self.limit = limit
 
     def feed(self, data: bytes) -> list[bytes]:
+        if not self.started or self.after_cr:
+            data = self._edge(data)
+        if not data:
+            return []
+        has_cr = b"\r" in data
+        if not has_cr and b"\n" not in data:  # the middle of a long line
+            self._hold(data)
+            return []
+        return self._lines(bytes(self.pending) + data if self.pending else data, has_cr)
+
+    def _lines(self, buffer: bytes, has_cr: bool) -> list[bytes]:
+        """The complete lines of `buffer`; its unfinished rest is kept for the next read."""
+        lines, tail = self._split(buffer, has_cr)
+        if tail or self.pending:
+            self.pending = bytearray(tail)
+        if len(buffer) > self.limit and max(len(tail), *map(len, lines)) > self.limit:
+            raise LineTooLong(f"a stream line is longer than {self.limit} bytes")
+        return lines
+
+    def _hold(self, data: bytes) -> None:
+        """More of a line that has not ended yet."""
+        self.pending += data
+        self.after_cr = False
+        if len(self.pending) > self.limit:
+            raise LineTooLong(f"a stream line is longer than {self.limit} bytes")
+
+    def _edge(self, data: bytes) -> bytes:
+        """The first read without its byte-order mark; after a CR, the LF that completes it."""
         if not self.started and data:
             self.started = True
             if data.startswith(_BOM):
                 data = data[len(_BOM):]
         if self.after_cr and data[:1] == b"\n":
             data = data[1:]
-        if not data:
-            return []
-        has_cr = b"\r" in data
-        if not has_cr and b"\n" not in data:  # the middle of a long line
-            self.pending += data
-            self.after_cr = False
-            if len(self.pending) > self.limit:
-                raise LineTooLong(f"a stream line is longer than {self.limit} bytes")
-            return []
-        buffer = bytes(self.pending) + data if self.pending else data
-        if has_cr:  # (what is pending never holds a line ending)
+        return data
+
+    def _split(self, buffer: bytes, has_cr: bool) -> tuple[list[bytes], bytes]:
+        """The complete lines of `buffer` and the unfinished rest (what is pending never holds an ending)."""
+        if has_cr:
             lines = buffer.splitlines()
             tail = b"" if buffer.endswith((b"\n", b"\r")) else lines.pop()
             self.after_cr = buffer.endswith(b"\r")
@@ -51,11 +73,7 @@ class LineSplitter:
             lines = buffer.split(b"\n")
             tail = lines.pop()  # b"" after a final LF, else the unfinished line
             self.after_cr = False
-        if tail or self.pending:
-            self.pending = bytearray(tail)
-        if len(buffer) > self.limit and max(len(tail), *map(len, lines)) > self.limit:
-            raise LineTooLong(f"a stream line is longer than {self.limit} bytes")
-        return lines
+        return lines, tail
 
     def close(self) -> list[bytes]:
         """At the end of the body: the last line, even without its ending."""

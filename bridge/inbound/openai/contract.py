@@ -80,11 +80,8 @@ class ContractError(ValueError):
 def check_param(name: str, value: Any) -> Any:
     """`value` as the upstream must receive it (numbers from numeric strings); ContractError if impossible."""
     kinds = PARAMETERS[name]
-    for kind in kinds:
-        if isinstance(value, _JSON_TYPES[kind]) and (kind == "boolean" or not isinstance(value, bool)):
-            if kind == "number" and value != value:  # NaN cannot be sent as JSON
-                break
-            return value
+    if any(_fits(value, kind) for kind in kinds):
+        return value
     if isinstance(value, str) and kinds[0] in ("number", "integer", "boolean"):
         return _from_text(name, value, kinds[0])
     if isinstance(value, float) and kinds == ("integer",) and value.is_integer():
@@ -92,6 +89,15 @@ def check_param(name: str, value: Any) -> Any:
     expected = " or ".join(f"an {k}" if k[0] in "aeiou" else f"a {k}" for k in kinds)
     raise ContractError(f"Invalid type for '{name}': expected {expected}, but got {_json_type(value)} instead.",
                         name)
+
+
+def _fits(value: Any, kind: str) -> bool:
+    """Whether `value` is of JSON type `kind` as sent (a boolean is no number; NaN cannot be sent)."""
+    if not isinstance(value, _JSON_TYPES[kind]):
+        return False
+    if kind == "boolean":
+        return True
+    return not isinstance(value, bool) and not (kind == "number" and value != value)
 
 
 def lenient(value: Any) -> Any:

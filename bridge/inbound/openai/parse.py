@@ -47,12 +47,7 @@ class Inbound:
 def parse_chat(body: bytes, headers: Mapping[str, str], query: Mapping[str, str], *, default_model: str,
                route: str, extra_params: tuple[str, ...] = ()) -> Inbound:
     """Validate an OpenAI chat body into a ChatRequest; ChatError names what is wrong."""
-    try:
-        data = jsonutil.loads(body)
-    except ValueError:
-        raise ChatError("Request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise ChatError("Request body must be a JSON object.")
+    data = json_object(body)
     platform = recognise(data, headers)
     dropped: list[str] = []
     raw_messages = data.get("messages")
@@ -62,7 +57,36 @@ def parse_chat(body: bytes, headers: Mapping[str, str], query: Mapping[str, str]
     model = data.get("model") if data.get("model") is not None else default_model
     if not isinstance(model, str) or not model:
         raise ChatError("'model' must be a non-empty string.", "model")
-    stream = data.get("stream") is True
+    stream, include_usage = _streaming(data)
+    params = _params(data, extra_params, dropped)
+    encodable([params, messages])
+    ids = identifiers(platform, data, headers, query)
+    chat = ChatRequest(messages, model=model, route=route, streamed=stream, include_usage=include_usage,
+                       params=params, meta=ids)
+    return Inbound(chat, platform, ids, sorted(set(dropped)))
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object; ChatError when it is not one."""
+    try:
+        data = jsonutil.loads(body)
+    except ValueError:
+        raise ChatError("Request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ChatError("Request body must be a JSON object.")
+    return data
+
+
+def encodable(value: Any) -> None:
+    """What will be sent must encode: no 1,000-level nesting, no integer beyond 64 bits."""
+    try:
+        jsonutil.dumps(value)
+    except TypeError:
+        raise ChatError("The request nests values too deeply or holds a number too large to send on.") from None
+
+
+def _streaming(data: dict[str, Any]) -> tuple[bool, bool]:
+    """`stream`, and whether usage was asked for (`stream_options.include_usage`); `n` must be 1."""
     if data.get("stream") not in (None, True, False):
         raise ChatError("'stream' must be a boolean.", "stream")
     options = data.get("stream_options") or {}
@@ -70,16 +94,7 @@ def parse_chat(body: bytes, headers: Mapping[str, str], query: Mapping[str, str]
         raise ChatError("'stream_options' must be an object.", "stream_options")
     if data.get("n") not in (None, 1, "1"):
         raise ChatError("Only n=1 is supported.", "n")
-    params = _params(data, extra_params, dropped)
-    try:
-        jsonutil.dumps([params, messages])  # what will be sent must encode: no 1,000-level nesting
-    except TypeError:
-        raise ChatError("The request nests values too deeply or holds a number too large to send on.") from None
-    chat = ChatRequest(messages, model=model, route=route, streamed=stream,
-                       include_usage=options.get("include_usage") is True, params=params)
-    ids = identifiers(platform, data, headers, query)
-    chat.meta = ids
-    return Inbound(chat, platform, ids, sorted(set(dropped)))
+    return data.get("stream") is True, options.get("include_usage") is True
 
 
 def _params(data: dict[str, Any], extra: tuple[str, ...], dropped: list[str]) -> dict[str, Any]:
@@ -87,47 +102,57 @@ def _params(data: dict[str, Any], extra: tuple[str, ...], dropped: list[str]) ->
     params: dict[str, Any] = {}
     for key, value in data.items():
         name = ALIASES.get(key, key)
-        if name in MANAGED:
+        if name in MANAGED or (value is None and name in PARAMETERS):
             continue
-        if name != key and name in data:  # the standard spelling, when both are sent, wins
-            dropped.append(key)
-            continue
-        if name == "metadata":  # forwarded only as OpenAI takes it; Vapi's and others' are dropped, not refused
-            if metadata_ok(value, data.get("store")):
-                params[name] = value
-            elif value is not None:
-                dropped.append(key)
-        elif name in PARAMETERS:
-            if value is None:
-                continue
-            try:
-                params[name] = check_param(name, value)
-            except ContractError as exc:
-                raise ChatError(str(exc), exc.param) from None
-        elif name in extra:
-            params[name] = lenient(value)
-        else:
+        if _forwarded(name, key, value, data, extra):
+            params[name] = value if name == "metadata" else checked(name, value)
+        elif value is not None or name != "metadata":
             dropped.append(key)
     return params
+
+
+def _forwarded(name: str, key: str, value: Any, data: dict[str, Any], extra: tuple[str, ...]) -> bool:
+    """Whether a field goes upstream: a known parameter (under its standard spelling when both
+    are sent), `metadata` only as OpenAI takes it (Vapi's and others' are dropped, not refused),
+    an extension the operator listed (UPSTREAM_EXTRA_PARAMS)."""
+    if name != key and name in data:
+        return False
+    if name == "metadata":
+        return metadata_ok(value, data.get("store"))
+    return name in PARAMETERS or name in extra
+
+
+def checked(name: str, value: Any) -> Any:
+    """A known parameter's value as the upstream must receive it; an operator-listed extension's as is."""
+    if name not in PARAMETERS:
+        return lenient(value)
+    try:
+        return check_param(name, value)
+    except ContractError as exc:
+        raise ChatError(str(exc), exc.param) from None
 
 
 def _message(i: int, item: Any, dropped: list[str]) -> Message:
     where = f"messages[{i}]"
     if not isinstance(item, dict):
         raise ChatError(f"{where} must be an object.", where)
-    role, content = item.get("role"), item.get("content")
+    role = item.get("role")
     allowed = MESSAGE_FIELDS.get(role) if isinstance(role, str) else None
     if allowed is None or not isinstance(role, str):
         raise ChatError(f"{where}.role must be one of {', '.join(sorted(MESSAGE_FIELDS))}.", f"{where}.role")
-    _check_content(where, content, role)
-    if role == "tool" and not isinstance(item.get("tool_call_id"), str):
-        raise ChatError(f"{where}.tool_call_id must be a string.", f"{where}.tool_call_id")
-    if "tool_calls" in item and not isinstance(item["tool_calls"], (list, type(None))):
-        raise ChatError(f"{where}.tool_calls must be an array.", f"{where}.tool_calls")
+    _check_content(where, item.get("content"), role)
+    _check_tool_fields(where, item, role)
     if item.keys() <= allowed:
         return item
     dropped.extend(f"messages[].{k}" for k in item if k not in allowed)
     return {k: v for k, v in item.items() if k in allowed}
+
+
+def _check_tool_fields(where: str, item: dict[str, Any], role: str) -> None:
+    if role == "tool" and not isinstance(item.get("tool_call_id"), str):
+        raise ChatError(f"{where}.tool_call_id must be a string.", f"{where}.tool_call_id")
+    if "tool_calls" in item and not isinstance(item["tool_calls"], (list, type(None))):
+        raise ChatError(f"{where}.tool_calls must be an array.", f"{where}.tool_calls")
 
 
 def _check_content(where: str, content: Any, role: str) -> None:

@@ -56,6 +56,16 @@ def completion_events(payload: Any) -> Batch:
     message = choice.get("message")
     if type(message) is not dict:
         raise protocol_error("'message' is not an object")
+    events = _message_events(message)
+    reason = choice.get("finish_reason")
+    events.append(Finish(reason if type(reason) is str and reason else "stop"))
+    if payload.get("usage"):
+        events.append(read_usage(payload["usage"]))
+    return events
+
+
+def _message_events(message: dict[str, Any]) -> Batch:
+    """A whole message's text and tool calls, as the events a stream of it would carry."""
     events: Batch = []
     content = message.get("content")
     if content:
@@ -65,11 +75,5 @@ def completion_events(payload: Any) -> Batch:
     calls = message.get("tool_calls") or []
     if type(calls) is not list:
         raise protocol_error("'tool_calls' is not a list")
-    for i, call in enumerate(calls):
-        delta = tool_call({"index": i, **call} if type(call) is dict else call)
-        events.append(delta)
-    reason = choice.get("finish_reason")
-    events.append(Finish(reason if type(reason) is str and reason else "stop"))
-    if payload.get("usage"):
-        events.append(read_usage(payload["usage"]))
+    events.extend(tool_call({"index": i, **call} if type(call) is dict else call) for i, call in enumerate(calls))
     return events
