@@ -146,6 +146,7 @@ def _answer(get: Reader, env: Mapping[str, str]) -> AnswerSettings:
         hangup_words=get.text("HANGUP_WORDS") or DEFAULT_HANGUP_WORDS,
         transfer_numbers=get.items("TRANSFER_NUMBERS"),
         max_tool_calls=get.integer("MAX_TOOL_CALLS", 16, lo=1, hi=128),
+        reasoning=get.choice("REASONING", ("DROP", "PASS"), "DROP") == "PASS",
         max_tool_argument_chars=get.integer("MAX_TOOL_ARGUMENT_CHARS", 65_536, lo=1024, hi=8 << 20),
     )
 

@@ -86,6 +86,7 @@ class AnswerSettings:
     hangup_words: str = DEFAULT_HANGUP_WORDS
     transfer_numbers: tuple[str, ...] = ()
     max_tool_calls: int = 16  # bridge tool calls run in one round
+    reasoning: bool = False  # REASONING=pass: OpenAI chat callers receive the model's reasoning (never spoken)
     max_tool_argument_chars: int = 65_536  # of one tool call's arguments, as the model streams them
 
 

@@ -53,6 +53,8 @@ class Policy:
     errors: ErrorReplies  # the route's protocol: how a failure the phrase replaced is recorded
     filler: bool = False  # the answer streams: a filler phrase may be said while the caller waits
     voice: bool = False  # a voice protocol: the default failure phrase is spoken even without FALLBACK_TEXT
+    reasoning: bool = False  # the route may hand the model's reasoning to its caller (REASONING=pass): text
+    # clients, never one that speaks what it gets
 
 
 class Pipeline:
@@ -129,8 +131,10 @@ class Pipeline:
             begun = asyncio.get_running_loop().time()
             overall = begun + self.settings.deadlines.total
 
+            reasoning = policy.reasoning and self.settings.answer.reasoning
+
             def model(request: ChatRequest, log: RequestLog) -> AsyncGenerator[Batch, None]:
-                return self.chain.answer(request, log, begun, overall)
+                return self.chain.answer(request, log, begun, overall, reasoning=reasoning)
 
             source = model(chat, log) if self.rounds is None else \
                 self.rounds.run(chat, log, model, filler=policy.filler, deadline=overall)

@@ -41,30 +41,32 @@ class UpstreamChain:
         self.metrics = metrics
         self.inflight = inflight
 
-    async def answer(self, request: ChatRequest, log: RequestLog, begun: float,
-                     overall: float) -> AsyncGenerator[Batch, None]:
+    async def answer(self, request: ChatRequest, log: RequestLog, begun: float, overall: float, *,
+                     reasoning: bool = False) -> AsyncGenerator[Batch, None]:
         """One answer: the upstreams in order, each tried twice when the failure is worth it.
 
         `begun`: when the request began (its time to first token counts from there, whichever
-        tool round or attempt says the first word); `overall`: the loop time it must end by.
+        tool round or attempt says the first word); `overall`: the loop time it must end by;
+        `reasoning`: pass the model's reasoning on (REASONING=pass), else drop it.
         """
         loop = asyncio.get_running_loop()
         retry_budget_end = loop.time() + self.deadlines.first_token
         failures: list[str] = []
         error: UpstreamError | None = None
         for upstream in self.upstreams:
-            for attempt in (1, 2):
+            for number in (1, 2):
                 log.upstream = upstream.name
                 yielded = False
                 try:
-                    async with aclosing(self._attempt(upstream, request, log, begun, overall)) as batches:
+                    attempt = self._attempt(upstream, request, log, begun, overall, reasoning)
+                    async with aclosing(attempt) as batches:
                         async for batch in batches:
                             yielded = True
                             yield batch
                     return
                 except UpstreamError as exc:
                     error = self._failed(upstream, exc, yielded, failures, log)
-                    wait = _retry_wait(exc, attempt, retry_budget_end - loop.time())
+                    wait = _retry_wait(exc, number, retry_budget_end - loop.time())
                     if wait is None:
                         break
                     if wait:
@@ -86,15 +88,15 @@ class UpstreamChain:
         return exc
 
     async def _attempt(self, upstream: Upstream, request: ChatRequest, log: RequestLog, begun: float,
-                       overall: float) -> AsyncGenerator[Batch, None]:
+                       overall: float, reasoning: bool) -> AsyncGenerator[Batch, None]:
         """One upstream call under the first-token, idle and overall deadlines.
 
         The first-token deadline is met by any sign of progress, reasoning included (a thinking
-        model is working); reasoning is never passed on.
+        model is working); reasoning is passed on only when asked for.
         """
         if self.inflight.cutting:
             raise UpstreamError(ErrorKind.SHUTDOWN, "the server is shutting down")
-        call = _Call(self, upstream, request, log, begun, overall)
+        call = _Call(self, upstream, request, log, begun, overall, reasoning)
         async with aclosing(call.batches()) as batches:
             async for batch in batches:
                 yield batch
@@ -118,11 +120,11 @@ def _retry_wait(exc: UpstreamError, attempt: int, budget: float) -> float | None
 class _Call:
     """One upstream call in progress: its deadline, what it said, whether it finished."""
 
-    __slots__ = ("begun", "chain", "deadline", "finished", "log", "loop", "overall", "request", "said", "upstream",
-                 "usage", "waiting_for")
+    __slots__ = ("begun", "chain", "deadline", "finished", "log", "loop", "overall", "reasoning", "request", "said",
+                 "upstream", "usage", "waiting_for")
 
     def __init__(self, chain: UpstreamChain, upstream: Upstream, request: ChatRequest, log: RequestLog,
-                 begun: float, overall: float) -> None:
+                 begun: float, overall: float, reasoning: bool) -> None:
         self.chain = chain
         self.upstream = upstream
         self.request = request
@@ -132,6 +134,7 @@ class _Call:
         self.loop = asyncio.get_running_loop()  # once: on 3.11 every call is a getpid() syscall
         self.said = TokenCount()  # for the estimate when the upstream reports no usage
         self.finished = self.usage = False
+        self.reasoning = reasoning
         d = chain.deadlines
         first = max(d.first_token, upstream.first_event_timeout or 0.0)
         self.deadline = Deadline(self.loop, min(self.loop.time() + first, overall), grace=d.idle)
@@ -179,7 +182,7 @@ class _Call:
             raise UpstreamError(ErrorKind.UPSTREAM_TIMEOUT, f"upstream timeout: {self.waiting_for}") from None
 
     def _joined(self, batch: Batch) -> Batch:
-        """The batch with each run of adjacent text as one TextDelta, without Reasoning.
+        """The batch with each run of adjacent text as one TextDelta (Reasoning only when asked for).
 
         One network read often carries many small chunks; every stage after this one (speech
         filter, renderer, caller) then handles one piece of text per read, not one per chunk.
@@ -199,7 +202,7 @@ class _Call:
             elif type(event) is Usage:
                 self.usage = True
                 self.log.usage = event.as_dict()
-            elif type(event) is Reasoning:
+            elif type(event) is Reasoning and not self.reasoning:
                 continue
             out.append(event)
         if run:

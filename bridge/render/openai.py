@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from bridge import jsonutil
-from bridge.events import Batch, Filler, Fingerprint, Finish, Metadata, TextDelta, ToolCallDelta, Usage
+from bridge.events import Batch, Filler, Fingerprint, Finish, Metadata, Reasoning, TextDelta, ToolCallDelta, Usage
 from bridge.render import ids
 from bridge.render.sse import DONE, frame, passthrough
 from bridge.render.whole import WholeAnswer
@@ -54,6 +54,8 @@ class ChunkEncoder:
                 out.append(passthrough(event))
             elif type(event) is Fingerprint:
                 self._set_head(event.value)
+            elif type(event) is Reasoning:
+                out.append(self._delta(b'{"reasoning_content":' + jsonutil.dumps(event.text) + b"}"))
         return out[0] if len(out) == 1 else b"".join(out)
 
     def end(self) -> bytes:
@@ -94,6 +96,8 @@ class ChunkEncoder:
 def completion_object(answer: WholeAnswer, model: str) -> dict[str, Any]:
     """The whole `chat.completion` object for a non-streaming reply."""
     message: dict[str, Any] = {"role": "assistant", "content": answer.text or None}
+    if answer.reasoning:
+        message["reasoning_content"] = "".join(answer.reasoning)
     if answer.tool_calls:
         message["tool_calls"] = answer.calls()
     body: dict[str, Any] = {

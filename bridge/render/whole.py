@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-from bridge.events import Batch, Event, Fingerprint, Finish, Metadata, TextDelta, ToolCallDelta, Usage
+from bridge.events import Batch, Event, Fingerprint, Finish, Metadata, Reasoning, TextDelta, ToolCallDelta, Usage
 
 
 class WholeAnswer:
@@ -15,7 +15,7 @@ class WholeAnswer:
     Fillers (phrases said while the caller waited) are not part of it.
     """
 
-    __slots__ = ("fingerprint", "finish_reason", "metadata", "parts", "tool_calls", "usage")
+    __slots__ = ("fingerprint", "finish_reason", "metadata", "parts", "reasoning", "tool_calls", "usage")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
@@ -24,6 +24,7 @@ class WholeAnswer:
         self.usage: Usage | None = None
         self.metadata: list[Metadata] = []
         self.fingerprint: str | None = None
+        self.reasoning: list[str] = []  # only when the route passes it on (REASONING=pass)
 
     @classmethod
     def of(cls, batch: Batch) -> WholeAnswer:
@@ -54,6 +55,8 @@ class WholeAnswer:
             self.metadata.append(event)
         elif type(event) is Fingerprint:
             self.fingerprint = event.value
+        elif type(event) is Reasoning:
+            self.reasoning.append(event.text)
 
     def _add_tool_call(self, delta: ToolCallDelta) -> None:
         call = self.tool_calls.get(delta.index)

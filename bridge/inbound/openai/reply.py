@@ -30,8 +30,10 @@ from bridge.render.sse import SSEWriter
 from bridge.render.whole import WholeAnswer
 from bridge.request import ChatRequest
 
-STREAMED = Policy(OPENAI, filler=True)  # an OpenAI stream: a filler may be said while the caller waits
-WHOLE = Policy(OPENAI)
+# Plain OpenAI chat callers may receive the model's reasoning (REASONING=pass); Agora's RAG and
+# audio routes, whose callers speak what they get, never do.
+STREAMED = Policy(OPENAI, filler=True, reasoning=True)  # a filler may be said while the caller waits
+WHOLE = Policy(OPENAI, reasoning=True)
 REFUSED = "Invalid or missing bearer token."
 
 

@@ -147,7 +147,7 @@ def chunk_events(chunk: dict[str, Any], events: list[Event], raw: bytes | None =
                 if type(content) is not str:
                     raise protocol_error("'content' is not a string")
                 events.append(TextDelta(content))
-            if len(delta) > 2 or not (content or delta.get("role")):  # more than text: look further
+            if len(delta) > ("content" in delta) + ("role" in delta):  # more than text and role: look further
                 _other_delta_events(delta, events)
         reason = choice.get("finish_reason")
         if reason:
