@@ -216,7 +216,9 @@ async def bridge(log_stream: io.StringIO, bridge_defaults: dict[str, str]) -> As
     clients: list[TestClient] = []
 
     async def make(env: dict[str, str] | None = None) -> TestClient:
-        app = create_app(read_settings({**bridge_defaults, **(env or {})}), log_stream=log_stream)
+        # the start-up probe of the upstream (GET /models) is tested on its own (tests/test_startup_checks.py)
+        settings = read_settings({"UPSTREAM_PROBE": "off", **bridge_defaults, **(env or {})})
+        app = create_app(settings, log_stream=log_stream)
         client = TestClient(BridgeTestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)

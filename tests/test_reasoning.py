@@ -56,7 +56,8 @@ async def test_the_openai_stream_carries_reasoning_only_with_pass(bridge, fake_u
 async def test_the_whole_answer_carries_reasoning_and_usage_details(bridge, fake_upstream):
     thinking_model(fake_upstream)
     client = await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1", "REASONING": "pass"})
-    resp = await client.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "q"}]})
+    resp = await client.post("/v1/chat/completions",
+                             json={"model": "m", "messages": [{"role": "user", "content": "q"}]})
     body = await resp.json()
     message = body["choices"][0]["message"]
     assert message["content"] == "It is 42." and message["reasoning_content"] == "Let me think about it."

@@ -52,6 +52,7 @@ async def server(**env: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, 
     """`python app.py` on a free port; yields once it listens (the "started" line comes after bind)."""
     port = free_port()
     full = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "UPSTREAM"))}
+    full["UPSTREAM_PROBE"] = "off"  # the start-up probe is tested on its own (tests/test_startup_checks.py)
     full.update({"PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "INFO", **env})
     proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "app.py"), cwd=ROOT, env=full,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -149,6 +150,7 @@ async def test_readiness_turns_503_while_the_listener_still_accepts() -> None:
 
 async def run_to_exit(**env: str) -> tuple[int, str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "UPSTREAM"))}
+    full["UPSTREAM_PROBE"] = "off"  # the start-up probe is tested on its own (tests/test_startup_checks.py)
     proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "app.py"), cwd=ROOT,
                                                 env={**full, "HOST": "127.0.0.1", **env},
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

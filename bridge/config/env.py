@@ -103,6 +103,9 @@ def _server(get: Reader) -> ServerSettings:
 
 def _upstream(get: Reader) -> UpstreamSettings:
     openai_base_url = get.url("OPENAI_BASE_URL")
+    if openai_base_url and openai_base_url.rstrip("/").endswith("/chat/completions"):
+        raise ConfigError("OPENAI_BASE_URL: give the base URL, without /chat/completions (e.g. "
+                          "https://api.openai.com/v1): the bridge adds the path itself")
     openai_api_key = get.text("OPENAI_API_KEY")
     chat_path = get.text("OPENAI_CHAT_PATH") or "/chat/completions"
     if not chat_path.startswith("/") or any(c in chat_path for c in "?# "):
@@ -121,6 +124,7 @@ def _upstream(get: Reader) -> UpstreamSettings:
         api_key=get.text("UPSTREAM_API_KEY"),
         model=get.text("UPSTREAM_MODEL"),
         extra_params=extra,
+        probe=get.choice("UPSTREAM_PROBE", ("ON", "OFF"), "ON") == "ON",
         backups=_backups(get.text("UPSTREAM_FALLBACKS")),
     )
 

@@ -40,6 +40,7 @@ class UpstreamSettings:
     api_key: str | None = None  # UPSTREAM_API_KEY, for a spec upstream
     model: str | None = None  # UPSTREAM_MODEL
     extra_params: tuple[str, ...] = ()  # UPSTREAM_EXTRA_PARAMS: provider extensions forwarded as-is
+    probe: bool = True  # UPSTREAM_PROBE: ask an OpenAI-compatible upstream for its models once at start-up
     backups: tuple[BackupUpstream, ...] = ()  # UPSTREAM_FALLBACKS
 
 

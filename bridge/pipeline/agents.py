@@ -31,6 +31,7 @@ from bridge.redaction import Redactor
 from bridge.tools import ToolBox, load_toolbox
 from bridge.upstreams import HttpClients, build_upstreams, env_names
 
+PROBE_TIMEOUT = 5.0  # seconds the start-up probe of an upstream may take (it never blocks serving)
 _TOOLS_ENV = re.compile(r"\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -247,10 +248,53 @@ def _extra_names(settings: Settings) -> set[str]:
     return names
 
 
-async def start(roster: Roster) -> None:
-    """Start the toolboxes' MCP connections (in the background)."""
+async def start(roster: Roster, probes: set[asyncio.Task[None]] | None = None) -> None:
+    """Start the toolboxes' MCP connections, and each primary upstream's probe (both in the background)."""
     for box in roster.toolboxes():
         await box.start()
+    if probes is not None:
+        seen: set[tuple[str, str]] = set()
+        for agent in roster:
+            upstream = agent.pipeline.upstreams[0]
+            key = (getattr(upstream, "base_url", ""), getattr(upstream, "headers", {}).get("Authorization", ""))
+            if agent.settings.upstream.probe and hasattr(upstream, "probe") and key not in seen:
+                seen.add(key)
+                task = asyncio.get_running_loop().create_task(probe(agent))
+                probes.add(task)
+                task.add_done_callback(probes.discard)
+
+
+async def probe(agent: Agent) -> None:
+    """Ask an OpenAI-compatible upstream for its models once, and log what is wrong with the fix."""
+    upstream: Any = agent.pipeline.upstreams[0]
+    result = await upstream.probe(min(agent.settings.deadlines.connect + 2.0, PROBE_TIMEOUT))
+    advice = probe_advice(result, agent.settings, upstream.where)
+    log = get_logger()
+    if advice is None:
+        log.info("upstream_ok", agent=agent.name, upstream=upstream.name, models=len(result.models))
+    else:
+        log.warning("upstream_check", agent=agent.name, upstream=upstream.name, status=result.status, fix=advice)
+
+
+def probe_advice(result: Any, settings: Settings, where: str) -> str | None:
+    """What to change, from a start-up probe's answer (None: nothing looks wrong)."""
+    if result.status is None:
+        return f"could not reach {where} ({result.error}): check OPENAI_BASE_URL"
+    if result.status in (401, 403):
+        return f"{where} refused the key (HTTP {result.status}): check OPENAI_API_KEY"
+    if result.status == 404:
+        return (f"GET <OPENAI_BASE_URL>/models answered 404 at {where}: does OPENAI_BASE_URL end in /v1 "
+                "(e.g. https://api.openai.com/v1)?")
+    if result.status >= 400 or not result.models:
+        return None  # a provider without a model list: nothing to say
+    model = settings.default_model
+    if model in result.models:
+        return None
+    offered = ", ".join(result.models[:5]) + (", ..." if len(result.models) > 5 else "")
+    if settings.upstream.model:
+        return f"UPSTREAM_MODEL={model!r} is not among the models {where} offers ({offered})"
+    return (f"UPSTREAM_MODEL is not set, and the default model {model!r} is not among those {where} offers "
+            f"({offered}): set UPSTREAM_MODEL")
 
 
 def retire(old: Roster, shared: Shared) -> None:

@@ -92,8 +92,8 @@ async def reload(app: web.Application) -> bool:
 
 async def _start(app: web.Application) -> None:
     roster = app[SERVICES].roster
-    await start(roster)
     state = app[PROCESS]
+    await start(roster, state.probes)
     _announce(state.settings, roster)
     if state.settings.server.agents_file:
         state.watcher = asyncio.get_running_loop().create_task(_watch(app, state.settings.server.agents_file))
@@ -136,6 +136,8 @@ async def _close(app: web.Application) -> None:
     state = app[PROCESS]
     if state.watcher is not None:
         state.watcher.cancel()
+    for task in list(state.probes):
+        task.cancel()
     for agent in state.services.roster:
         await state.shared.release(agent)
     await state.shared.aclose()

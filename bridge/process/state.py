@@ -30,6 +30,7 @@ class ProcessState:
     active: int = 0  # requests being handled
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set when `active` drops to 0
     watcher: asyncio.Task[None] | None = None  # reloads BRIDGE_AGENTS when the file changes
+    probes: set[asyncio.Task[None]] = field(default_factory=set)  # start-up checks of the upstreams
 
 
 PROCESS = web.AppKey("process", ProcessState)

@@ -22,12 +22,13 @@ from bridge.events import Batch
 from bridge.request import ChatRequest
 from bridge.upstreams.http import HttpClient, address, read_capped, transport_errors
 from bridge.upstreams.openai.stream import USAGE_OPTIONS, read_batches
-from bridge.upstreams.openai.wire import error_detail, json_answer, outbound_body
+from bridge.upstreams.openai.wire import Probe, error_detail, json_answer, model_ids, outbound_body
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MAX_ERROR_BODY = 64 * 1024
 MAX_JSON_BODY = 8 * 1024 * 1024
 DRAIN_AFTER_DONE = 0.1  # seconds to wait for the end of the body after [DONE]
+MAX_PROBE_BODY = 1024 * 1024  # a /models list
 
 
 class OpenAIUpstream:
@@ -39,7 +40,8 @@ class OpenAIUpstream:
                  chat_path: str = "/chat/completions", name: str = "openai") -> None:
         self.name = name
         self.model = model
-        self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + chat_path
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.url = self.base_url + chat_path
         self.where = address(self.url)
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if api_key:
@@ -58,6 +60,20 @@ class OpenAIUpstream:
                 async for batch in read_batches(response.content.iter_any()):
                     yield batch
                 await _finish_body(response)
+
+    async def probe(self, timeout: float) -> Probe:
+        """`GET <base>/models` once, at start-up: whether the base URL and the key work, and the models
+        offered. Never raises: a failure is the probe's answer."""
+        headers = {k: v for k, v in self.headers.items() if k == "Authorization"}
+        try:
+            async with asyncio.timeout(timeout):
+                async with self.http.session.get(self.base_url + "/models", headers=headers) as response:
+                    raw, _ = await read_capped(response, MAX_PROBE_BODY)
+        except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
+            return Probe(None, (), f"{type(exc).__name__}")
+        if response.status >= 400:
+            return Probe(response.status, (), error_detail(raw)[:200])
+        return Probe(response.status, model_ids(raw), None)
 
     async def aclose(self) -> None:
         await self.http.aclose()

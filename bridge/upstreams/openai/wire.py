@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from bridge import jsonutil
@@ -31,6 +32,26 @@ def error_detail(raw: bytes) -> str:
         if message is not None:
             return jsonutil.dumps_str(message)
     return " ".join(raw.decode("utf-8", "replace").split())
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What `GET <base>/models` said: its status (None: no answer), the model ids, the error text."""
+
+    status: int | None
+    models: tuple[str, ...]
+    error: str | None
+
+
+def model_ids(raw: bytes) -> tuple[str, ...]:
+    """The ids of an OpenAI `/models` list (`{"data": [{"id": ...}]}`); () for anything else."""
+    try:
+        data = jsonutil.loads(raw).get("data")
+    except (ValueError, AttributeError):
+        return ()
+    if not isinstance(data, list):
+        return ()
+    return tuple(item["id"] for item in data if isinstance(item, dict) and isinstance(item.get("id"), str))
 
 
 def json_answer(raw: bytes) -> Batch:
