@@ -128,7 +128,8 @@ def check_minimax_request(fake: FakeUpstream) -> None:
     messages = body.pop("messages")
     assert body == {"model": MODEL, "stream": True, "bot_setting": [{"bot_name": "MM助手", "content": "MM助手"}],
                     "reply_constraints": {"sender_type": "BOT", "sender_name": "MM助手"}}
-    assert [(m["sender_type"], m["text"]) for m in messages] == [("USER", QUESTION)]
+    # the example sends no ${system}: the borrowed converter puts the system prompt before the question
+    assert [(m["sender_type"], m["text"]) for m in messages] == [("USER", f"Be brief.\n\n{QUESTION}")]
     assert all(m["sender_name"] for m in messages)
 
 
@@ -147,7 +148,9 @@ def test_the_example_translates_into_the_project_format() -> None:
         "minimax", "https://api.minimax.chat", "MINIMAX_API_KEY", None)  # its own Authorization header: no signer
     assert (chat.framing, chat.chunk_match.pattern if chat.chunk_match else None) == ("lines", "data: (.*)")
     assert [r.name for r in chat.resp] == ["content", "usage.prompt_tokens", "usage.completion_tokens",
-                                           "usage.total_tokens", "error_code", "error", "error_status"]
+                                           "usage.total_tokens", "finish_reason", "error_code", "error",
+                                           "error_status"]
+    assert (chat.end, chat.finish_reasons["max_output"]) == ("marker", "length")  # borrowed: a cut stream fails
     assert [rule.fields for rule in chat.chunk_filter] == [frozenset({"content"})]
     assert [(f.name, f.converter is not None) for f in chat.request.data][:2] == [("model", False), ("messages", True)]
     assert [f.name for f in chat.request.headers] == ["Content-Type", "Authorization"]
@@ -340,7 +343,7 @@ RESP = [{"name": "content", "value": "choices[0].messages[0].text"}, {"name": "u
     (example(resp=[RESP[0], {"name": "usgae", "value": "usage"}]),
      "chat.resp[1].name: unknown output 'usgae' (did you mean 'usage'?); known: content,"),
     (example(resp=[{"name": "content", "value": "choices[0.text"}]),
-     "chat.resp[0].value: bad path 'choices[0.text' at character 8: expected [index] or [\"key\"]"),
+     "chat.resp[0].value: bad path 'choices[0.text' at character 8: expected [index], [*] or [\"key\"]"),
     (example(resp=[*RESP, {"name": "usage", "value": "usage", "converter": "int"}]),
      "chat.resp[2].converter: usage reads the provider's whole usage object, so it takes no converter"),
     (example(path=None), "chat.path: missing: the request path, e.g. /v1/text/chatcompletion_pro"),
@@ -422,6 +425,7 @@ def test_the_example_translation_exactly() -> None:
                  {"name": "usage.total_tokens", "value": "usage.total_tokens"}],
         "framing": "lines", "chunk_match": "data: (.*)",
         "chunk_filter": [{"path": "reply", "op": "ne", "value": "", "fields": ["content"]}],
+        "end": "eof",  # nothing in the file says when an answer is complete
     }}}
 
 
@@ -572,10 +576,10 @@ async def test_an_async_call_polls_until_content_arrives(bridge, fake_upstream: 
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    ({"resp": [{"name": "content", "value": "job.id"}]}, "chat.resp: an async call's resp yields the query id"),
+    ({"resp": [{"name": "content", "value": "job.id"}]}, "chat.resp: an async call's resp needs a 'task_id' output"),
     ({"query_resp": [{"name": "content", "value": "r"}, {"name": "status", "value": "s"}]},
      "chat.query_resp: the original format has no status map"),
-    ({"query_resp": [{"name": "error", "value": "r"}]}, "chat.query_resp: needs a 'content' item"),
+    ({"query_resp": [{"name": "error", "value": "r"}]}, "chat.query_resp: needs a 'content' output"),
     ({"chunk_match": "(.*)"}, "chat.chunk_match: only for apitype 'stream' (this call is 'async')"),
     ({"query_path": None}, "chat.query_path: missing: the request path"),
 ])

@@ -78,8 +78,8 @@ def check_lingyi(req: Recorded, route: str) -> None:
     body = req.json()
     created = body["messages"][0].pop("created")
     assert isinstance(created, int) and abs(created - time.time()) < 120
-    assert body == {"model": MODEL, "stream": True, "messages": [
-        {"role": "user", "version": "api-v2", "content": [{"type": "text", "body": QUESTION}]}]}
+    assert body == {"model": MODEL, "stream": True, "messages": [  # no system role: the prompt goes first
+        {"role": "user", "version": "api-v2", "content": [{"type": "text", "body": f"{SYSTEM}\n\n{QUESTION}"}]}]}
 
 
 def check_dashscope(req: Recorded, route: str, incremental: bool = True) -> None:

@@ -87,7 +87,8 @@ def test_unknown_upstream_lists_the_specs() -> None:
     (changed("calls.chat.pth", "/x"), "calls.chat: Additional properties are not allowed ('pth' was unexpected)"),
     (changed("base_url", "ftp://x"), "base_url: 'ftp://x' does not match"),
     (changed("calls.chat.data.1.converter", "to_jsn"),
-     "calls.chat.data[1].converter: unknown converter 'to_jsn'; known: to_json_string, int, list"),
+     "calls.chat.data[1].converter: unknown converter 'to_jsn' (did you mean 'to_json_string'?); known: "
+     "to_json_string, int, list"),
     (changed("calls.chat.data.1.converter", {"name": "map", "vals": {}}),
      "calls.chat.data[1].converter: converter 'map': Additional properties are not allowed ('vals' was unexpected)"),
     (changed("calls.chat.data.1.converter", {"name": "messages", "message": {"t": "${txt}"}}),
@@ -102,7 +103,8 @@ def test_unknown_upstream_lists_the_specs() -> None:
     (changed("calls.chat.resp.0.value", "choices[0]..text"),
      "calls.chat.resp[0].value: bad path 'choices[0]..text' at character 12: expected a key"),
     (changed("calls.chat.resp.0.name", "text"), "calls.chat.resp[0].name: 'text' is not one of ['content'"),
-    (changed("calls.chat.chunk_match", "data: ("), "calls.chat.chunk_match: bad regular expression: missing )"),
+    (changed("calls.chat.chunk_match", "data: ("),
+     "calls.chat.chunk_match: bad regular expression 'data: (': missing )"),
     (changed("calls.chat.chunk_filter", [{"path": "x", "op": "in", "value": 3}]),
      "calls.chat.chunk_filter[0].value: op 'in' needs a list value"),
     (changed("calls.chat.headers", [{"name": "Bad Header", "value": "x"}]),
@@ -122,7 +124,8 @@ def test_async_call_without_task_id(tmp_path: Path) -> None:
                                                              {"name": "content", "value": "c"}],
             "status_map": {"running": ["R"], "succeeded": ["S"], "failed": ["R"]}}
     doc = {**GOOD, "calls": {"chat": call}}
-    assert start_with(tmp_path, doc) == "calls.chat.resp: an async call's resp needs a 'task_id' output"
+    assert start_with(tmp_path, doc) == ("calls.chat.resp: an async call's resp needs a 'task_id' output (the query "
+                                         "id: the query fields use it as ${task_id})")
     call["resp"] = [{"name": "task_id", "value": "id"}]
     assert start_with(tmp_path, doc) == "calls.chat.status_map.failed[0]: status 'R' is listed twice"
 
