@@ -14,8 +14,8 @@ from bridge.process.app import create_app
 from bridge.upstreams.spec import available_specs, load_spec
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
-SHIPPED = ["alibaba-form", "anthropic", "async-task", "dashscope", "lingyi", "minimax", "minimax-v2", "ollama",
-           "openai"]
+SHIPPED = ["alibaba-form", "anthropic", "async-task", "cohere", "coze", "dashscope", "gemini", "lingyi", "minimax",
+           "minimax-v2", "ollama", "openai"]
 
 GOOD: dict[str, Any] = {
     "name": "good",
@@ -113,6 +113,24 @@ def test_unknown_upstream_lists_the_specs() -> None:
     (changed("calls.chat.apitype", "async"), "calls.chat: 'query_path' is a required property"),
     (changed("calls.chat.resp", [{"name": "usage.prompt_tokens", "value": "usage.x"}]),
      "calls.chat.resp: a stream call needs a 'content' output"),
+    (changed("calls.chat.data.0.value", "${user:-${extend.instance_id:-x}"),
+     "calls.chat.data[0].value: malformed placeholder in '${user:-${extend.instance_id:-x}'"),
+    (changed("calls.chat.data.0.value", "${user:-${modle}}"), "calls.chat.data[0].value: unknown variable ${modle}"),
+    (changed("calls.chat.data.0.value", "${param.}"), "calls.chat.data[0].value: ${param.}: param.NAME needs"),
+    (changed("calls.chat.data.1", {"name": "messages", "value": "${messages}",
+                                   "converter": {"name": "messages", "roles": {"user": "user"}}}),
+     "calls.chat.data[1].converter: the system messages would be left out: map the system role in roles, send "
+     "${system} in another field, or set \"system\": \"prepend\""),
+    (changed("calls.chat.data.0", {"name": "", "value": "${model}"}),
+     "calls.chat.data[0].name: a field needs a name (\"\" only with merge: the body's top level)"),
+    (changed("calls.chat.headers", [{"name": "X", "value": "${extra_params}", "merge": True}]),
+     "calls.chat.headers[0].merge: only body (data) fields can merge an object"),
+    (changed("calls.chat.finish_reasons", {"DONE": "finished"}),
+     "calls.chat.finish_reasons.DONE: 'finished' is not one of ['stop', 'length', 'tool_calls'"),
+    (changed("calls.chat.resp", [{"name": "content", "each": "parts", "value": "x[*].text"}]),
+     "calls.chat.resp[0].value: with each, the value is read from each element: no [*] here"),
+    (changed("calls.chat.end", "never"), "calls.chat.end: 'never' is not one of ['marker', 'eof']"),
+    (changed("calls.chat.tool_call_key", "id"), "calls.chat.tool_call_key: 'id' is not one of ['index', 'name'"),
 ])
 def test_broken_spec_stops_start_up(tmp_path: Path, doc: Any, expected: str) -> None:
     assert start_with(tmp_path, doc).startswith(expected)

@@ -110,7 +110,9 @@ def _value(spec_name: str, f: FieldSpec, ctx: Context) -> Any:
         return MISSING
     try:
         value = f.template.render(ctx)
-        return apply_safely(f.converter, value, ctx) if f.converter is not None else value
+        if f.converter is not None:
+            value = apply_safely(f.converter, value, ctx)
+        return MISSING if value is None and f.optional else value  # an optional field a converter mapped to null
     except MissingVariable as exc:
         if f.optional:
             return MISSING
