@@ -225,6 +225,9 @@ class AnswerReader:
         An answer that called tools finished with `tool_calls`, as OpenAI reports it, whatever
         the provider said (Ollama and DashScope say `stop`).
         """
+        if self.finish == "tool_calls" and not self.tools.seen:
+            raise UpstreamError(ErrorKind.UPSTREAM_PROTOCOL, "upstream said it called a tool, but the spec read no "
+                                "tool call (add a tool_calls output)")
         finish = "tool_calls" if self.tools.seen and self.finish in (None, "stop") else self.finish
         out: list[Event] = [Finish(finish)] if finish else []
         usage = self.counts.usage(self.prompt_estimate)

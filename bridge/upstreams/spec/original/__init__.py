@@ -274,7 +274,8 @@ def _borrow(out: dict[str, Any], shipped: Shipped, origins: dict[Key, tuple[Key,
             borrow.outputs()
 
 
-BORROWED_OUTPUTS = ("error", "error_code", "error_status", "finish_reason")
+BORROWED_OUTPUTS = ("error", "error_code", "error_status")
+ONCE_OUTPUTS = ("finish_reason", "tool_calls")  # borrowed when the file reads none of its own
 
 
 @dataclass(slots=True)
@@ -305,7 +306,8 @@ class _Borrow:
         self.origins[(*self.at, "data", index, "converter")] = ((*self.at, "data", j, "converter"), self.source)
 
     def outputs(self) -> None:
-        """Error outputs (failures inside HTTP 200) and the finish reason with its table, after the file's own."""
+        """After the file's own: error outputs (failures inside HTTP 200), and the finish reason (with its
+        table) and the tool calls when the file reads none, so a call-only answer is not an empty one."""
         for key in ("resp", "query_resp"):
             if key in self.call:
                 self._outputs(key)
@@ -317,7 +319,7 @@ class _Borrow:
         own = {item["name"] for item in self.call[key]}
         for j, their in enumerate(self.theirs.get(key, [])):
             name = their.get("name") if isinstance(their, dict) else None
-            if name in BORROWED_OUTPUTS and (name != "finish_reason" or name not in own):
+            if name in BORROWED_OUTPUTS or (name in ONCE_OUTPUTS and name not in own):
                 self.origins[(*self.at, key, len(self.call[key]))] = ((*self.at, key, j), self.source)
                 self.call[key].append(copy.deepcopy(their))
 
