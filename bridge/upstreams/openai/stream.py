@@ -19,6 +19,8 @@ from bridge.upstreams.lines import LineSplitter, LineTooLong
 USAGE_OPTIONS = {"include_usage": True}
 MAX_LINE = 8 * 1024 * 1024  # one SSE line; a larger one is a broken or hostile upstream
 MAX_COUNT = 1 << 53  # a token count beyond this is not a count
+MAX_EXTRAS = 32  # usage extras kept: a usage object is small, a hostile one is not
+COUNTS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
 # Chunks that are not completions but platform messages, passed to the caller byte for byte:
 # Agora's custom_metadata and Tencent TRTC's meta.info.
 PASSTHROUGH = (("object", "chat.completion.custom_metadata"), ("type", "meta.info"))
@@ -198,9 +200,6 @@ def _error_payload(data: bytes) -> Any:
         return data.decode("utf-8", "replace").strip()
 
 
-MAX_EXTRAS = 32  # usage extras kept: a usage object is small, a hostile one is not
-
-
 def read_usage(usage: Any) -> Usage:
     """A `usage` object: the counts checked, and the upstream's extras passed on in `details`.
 
@@ -220,9 +219,6 @@ def read_usage(usage: Any) -> Usage:
         if extra is not None and len(details) < MAX_EXTRAS:
             details[key] = extra
     return Usage(prompt, completion, details=details)
-
-
-COUNTS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
 
 
 def _extra(value: Any) -> Any:
