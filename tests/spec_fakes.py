@@ -22,12 +22,13 @@ def _dump(obj: Any) -> str:
 
 
 async def credential(request: web.Request) -> str:
-    """The secret the request authenticated with: bearer token, x-api-key, ihcloud AK or form Token."""
+    """The secret the request authenticated with: bearer token, x-api-key / x-goog-api-key, ihcloud AK or form Token."""
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
         return auth[len("Bearer "):]
-    if "x-api-key" in request.headers:
-        return request.headers["x-api-key"]
+    for header in ("x-api-key", "x-goog-api-key"):
+        if header in request.headers:
+            return request.headers[header]
     if "X-IHU-Authorization-V2" in request.headers:
         return request.headers["X-IHU-Authorization-V2"].split("/")[1]
     if request.content_type == "application/x-www-form-urlencoded":
@@ -199,3 +200,74 @@ def async_task(answer: str, *, running_polls: int = 0, fail: tuple[str, str] | N
             "usage": {"input_tokens": 12, "output_tokens": 3}})
 
     return handler
+
+
+# -- Gemini streamGenerateContent?alt=sse ----------------------------------------------------------
+
+def gemini_stream(pieces: list[str], prompt_tokens: int, output_tokens: int) -> Handler:
+    """As tests/fixtures/providers/gemini.json shows it: one GenerateContentResponse per event, CRLF-framed;
+    finishReason and the final counts on the last."""
+    frames = []
+    for i, piece in enumerate(pieces):
+        candidate: dict[str, Any] = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
+        usage = {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens}
+        if i == len(pieces) - 1:
+            candidate["finishReason"] = "STOP"
+            usage = {"promptTokenCount": prompt_tokens, "candidatesTokenCount": output_tokens,
+                     "totalTokenCount": prompt_tokens + output_tokens}
+        frames.append("data: " + _dump({"candidates": [candidate], "usageMetadata": usage,
+                                        "modelVersion": "gemini-2.5-flash"}) + "\r\n\r\n")
+    return raw_stream(frames)
+
+
+def gemini_error(status: int, code: str, message: str) -> Handler:
+    return json_body({"error": {"code": status, "message": message, "status": code}}, status=status)
+
+
+# -- Cohere v2 chat ------------------------------------------------------------------------------
+
+def _cohere_event(data: dict[str, Any]) -> str:
+    return f"event: {data['type']}\ndata: {_dump(data)}\n\n"
+
+
+def cohere_stream(pieces: list[str], input_tokens: int = 8, output_tokens: int = 2) -> Handler:
+    """As cohere-openapi.yaml documents it: message-start, content events, message-end with the usage."""
+    frames = [_cohere_event({"type": "message-start", "id": "m1", "delta": {"message": {"role": "assistant"}}}),
+              _cohere_event({"type": "content-start", "index": 0,
+                             "delta": {"message": {"content": {"type": "text", "text": ""}}}})]
+    frames += [_cohere_event({"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": p}}}})
+               for p in pieces]
+    frames += [_cohere_event({"type": "content-end", "index": 0}),
+               _cohere_event({"type": "message-end", "delta": {"finish_reason": "COMPLETE", "usage": {
+                   "billed_units": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+                   "tokens": {"input_tokens": input_tokens, "output_tokens": output_tokens}}}})]
+    return raw_stream(frames)
+
+
+# -- Coze chat v3 --------------------------------------------------------------------------------
+
+def coze_stream(pieces: list[str], input_count: int, output_count: int) -> Handler:
+    """As coze-py's tests/testdata/chat_text_stream_resp.txt shows it: chat events, message deltas, the
+    completed message repeating the answer, chat.completed with usage, then `done`."""
+    ids = {"conversation_id": "c1", "bot_id": "b1"}
+
+    def chat(status: str, usage: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+        return {"id": "chat-1", **ids, "last_error": {"code": 0, "msg": ""}, "status": status,
+                "usage": {"token_count": sum(usage), "output_count": usage[1], "input_count": usage[0]}}
+
+    def message(content: str) -> dict[str, Any]:
+        return {"id": "msg-1", **ids, "role": "assistant", "type": "answer", "content": content,
+                "content_type": "text", "chat_id": "chat-1"}
+
+    frames = [f"event:conversation.chat.created\ndata:{_dump(chat('created'))}\n\n",
+              f"event:conversation.chat.in_progress\ndata:{_dump(chat('in_progress'))}\n\n"]
+    frames += [f"event:conversation.message.delta\ndata:{_dump(message(p))}\n\n" for p in pieces]
+    frames += [f"event:conversation.message.completed\ndata:{_dump(message(''.join(pieces)))}\n\n",
+               f"event:conversation.chat.completed\ndata:{_dump(chat('completed', (input_count, output_count)))}\n\n",
+               'event:done\ndata:"[DONE]"']
+    return raw_stream(frames)
+
+
+def coze_refusal(code: int, message: str) -> Handler:
+    """Coze refuses a request with HTTP 200 and {code, msg}."""
+    return json_body({"code": code, "msg": message})

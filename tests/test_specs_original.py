@@ -17,7 +17,7 @@ import openai
 import pytest
 from aiohttp import ClientSession, web
 
-from bridge.config import ConfigError, read_settings
+from bridge.config import DEFAULT_FAILURE_TEXT, ConfigError, read_settings
 from bridge.process.app import create_app
 from bridge.upstreams.spec import available_specs, load_spec
 from bridge.upstreams.spec.conditions import Condition
@@ -128,7 +128,8 @@ def check_minimax_request(fake: FakeUpstream) -> None:
     messages = body.pop("messages")
     assert body == {"model": MODEL, "stream": True, "bot_setting": [{"bot_name": "MM助手", "content": "MM助手"}],
                     "reply_constraints": {"sender_type": "BOT", "sender_name": "MM助手"}}
-    assert [(m["sender_type"], m["text"]) for m in messages] == [("USER", QUESTION)]
+    # the example sends no ${system}: the borrowed converter puts the system prompt before the question
+    assert [(m["sender_type"], m["text"]) for m in messages] == [("USER", f"Be brief.\n\n{QUESTION}")]
     assert all(m["sender_name"] for m in messages)
 
 
@@ -147,7 +148,9 @@ def test_the_example_translates_into_the_project_format() -> None:
         "minimax", "https://api.minimax.chat", "MINIMAX_API_KEY", None)  # its own Authorization header: no signer
     assert (chat.framing, chat.chunk_match.pattern if chat.chunk_match else None) == ("lines", "data: (.*)")
     assert [r.name for r in chat.resp] == ["content", "usage.prompt_tokens", "usage.completion_tokens",
-                                           "usage.total_tokens", "error_code", "error", "error_status"]
+                                           "usage.total_tokens", "tool_calls", "finish_reason", "error_code",
+                                           "error", "error_status"]
+    assert (chat.end, chat.finish_reasons["max_output"]) == ("marker", "length")  # borrowed: a cut stream fails
     assert [rule.fields for rule in chat.chunk_filter] == [frozenset({"content"})]
     assert [(f.name, f.converter is not None) for f in chat.request.data][:2] == [("model", False), ("messages", True)]
     assert [f.name for f in chat.request.headers] == ["Content-Type", "Authorization"]
@@ -168,6 +171,31 @@ async def test_the_example_streams_its_text_once_on_the_form_route(bridge, fake_
     client = await bridge({**ENV, "UPSTREAM_BASE_URL": fake_upstream.url})
     assert await ask_form(client) == (200, {"Text": TEXT})
     check_minimax_request(fake_upstream)
+
+
+async def test_a_tool_call_only_answer_is_a_call_not_an_empty_text(bridge, fake_upstream: FakeUpstream) -> None:
+    """MiniMax's documented function-call answer (text "", the call in function_call) through the published
+    example, which reads no tool calls itself: the call is borrowed, so the form route never says {"Text": ""}."""
+    recorded = json.loads((ROOT / "tests" / "fixtures" / "providers" / "minimax.json").read_text(encoding="utf-8"))
+    fake_upstream.handler = fakes.json_body(json.loads(recorded["samples"]["function_call"]["raw"]))
+    client = await bridge({**ENV, "UPSTREAM_BASE_URL": fake_upstream.url})
+    assert await ask_form(client) == (200, {"Text": DEFAULT_FAILURE_TEXT})  # a call the form cannot carry
+    resp = await client.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES})
+    message = (await resp.json())["choices"][0]["message"]
+    assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in message["tool_calls"]] == [
+        ("mention_something", {"meeting_id": "12345", "participants": "A同学"})]
+
+
+async def test_a_finish_that_says_tool_calls_without_one_read_is_a_failure(bridge, fake_upstream: FakeUpstream,
+                                                                         tmp_path: Path) -> None:
+    doc = {"name": "acme", "chat": {"path": "/x", "apitype": "sync", "data": [{"name": "m", "value": "${messages}"}],
+                                    "resp": [{"name": "content", "value": "text"},
+                                             {"name": "finish_reason", "value": "why"}]}}
+    fake_upstream.handler = fakes.json_body({"text": "", "why": "tool_calls"})
+    client = await bridge({"UPSTREAM": str(write(tmp_path, doc)), "UPSTREAM_BASE_URL": fake_upstream.url,
+                           "FALLBACK_TEXT": ""})
+    status, body = await ask_form(client)
+    assert (status, body["kind"]) == (502, "upstream_protocol") and "read no tool call" in body["error"]
 
 
 async def test_the_example_streams_its_text_once_on_the_openai_route(bridge, fake_upstream: FakeUpstream) -> None:
@@ -340,7 +368,7 @@ RESP = [{"name": "content", "value": "choices[0].messages[0].text"}, {"name": "u
     (example(resp=[RESP[0], {"name": "usgae", "value": "usage"}]),
      "chat.resp[1].name: unknown output 'usgae' (did you mean 'usage'?); known: content,"),
     (example(resp=[{"name": "content", "value": "choices[0.text"}]),
-     "chat.resp[0].value: bad path 'choices[0.text' at character 8: expected [index] or [\"key\"]"),
+     "chat.resp[0].value: bad path 'choices[0.text' at character 8: expected [index], [*] or [\"key\"]"),
     (example(resp=[*RESP, {"name": "usage", "value": "usage", "converter": "int"}]),
      "chat.resp[2].converter: usage reads the provider's whole usage object, so it takes no converter"),
     (example(path=None), "chat.path: missing: the request path, e.g. /v1/text/chatcompletion_pro"),
@@ -368,7 +396,8 @@ RESP = [{"name": "content", "value": "choices[0].messages[0].text"}, {"name": "u
     (example(headers=[{"name": "Bad Header", "value": "x"}]), "chat.headers[0].name: not a valid HTTP header name"),
     (example(resp=[*RESP, {"name": "finish_reason", "value": "x", "converter": "map"}]),
      "chat.resp[2].converter: converter 'map': 'values' is a required property"),
-    (example(resp=[{"name": "finish_reason", "value": "x"}]), "chat.resp: a stream call needs a 'content' output"),
+    ({**example(resp=[{"name": "finish_reason", "value": "x"}]), "name": "acme"},  # nothing to borrow from
+     "chat.resp: a stream call needs a 'content' output"),
     (example(method="get"), "chat.data: a GET request has no body; use params"),
 ])
 def test_a_mistake_names_the_file_the_original_path_and_the_problem(tmp_path: Path, doc: Any, expected: str) -> None:
@@ -422,6 +451,7 @@ def test_the_example_translation_exactly() -> None:
                  {"name": "usage.total_tokens", "value": "usage.total_tokens"}],
         "framing": "lines", "chunk_match": "data: (.*)",
         "chunk_filter": [{"path": "reply", "op": "ne", "value": "", "fields": ["content"]}],
+        "end": "eof",  # nothing in the file says when an answer is complete
     }}}
 
 
@@ -572,10 +602,10 @@ async def test_an_async_call_polls_until_content_arrives(bridge, fake_upstream: 
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    ({"resp": [{"name": "content", "value": "job.id"}]}, "chat.resp: an async call's resp yields the query id"),
+    ({"resp": [{"name": "content", "value": "job.id"}]}, "chat.resp: an async call's resp needs a 'task_id' output"),
     ({"query_resp": [{"name": "content", "value": "r"}, {"name": "status", "value": "s"}]},
      "chat.query_resp: the original format has no status map"),
-    ({"query_resp": [{"name": "error", "value": "r"}]}, "chat.query_resp: needs a 'content' item"),
+    ({"query_resp": [{"name": "error", "value": "r"}]}, "chat.query_resp: needs a 'content' output"),
     ({"chunk_match": "(.*)"}, "chat.chunk_match: only for apitype 'stream' (this call is 'async')"),
     ({"query_path": None}, "chat.query_path: missing: the request path"),
 ])

@@ -78,8 +78,8 @@ def check_lingyi(req: Recorded, route: str) -> None:
     body = req.json()
     created = body["messages"][0].pop("created")
     assert isinstance(created, int) and abs(created - time.time()) < 120
-    assert body == {"model": MODEL, "stream": True, "messages": [
-        {"role": "user", "version": "api-v2", "content": [{"type": "text", "body": QUESTION}]}]}
+    assert body == {"model": MODEL, "stream": True, "messages": [  # no system role: the prompt goes first
+        {"role": "user", "version": "api-v2", "content": [{"type": "text", "body": f"{SYSTEM}\n\n{QUESTION}"}]}]}
 
 
 def check_dashscope(req: Recorded, route: str, incremental: bool = True) -> None:
@@ -132,6 +132,30 @@ def check_async_submit(req: Recorded, route: str) -> None:
                           "parameters": {"result_format": "message", **max_tokens}}
 
 
+def check_gemini(req: Recorded, route: str) -> None:
+    path = f"/v1beta/models/{MODEL}:streamGenerateContent"
+    assert (req.method, req.path, req.query) == ("POST", path, {"alt": "sse"})
+    assert req.headers["x-goog-api-key"] == KEY and "Authorization" not in req.headers
+    config = {"generationConfig": {"temperature": 0.5, "maxOutputTokens": 50}} if route == "openai" else {}
+    assert req.json() == {"contents": [{"role": "user", "parts": [{"text": QUESTION}]}],
+                          "systemInstruction": {"parts": [{"text": SYSTEM}]}, **config}
+
+
+def check_cohere(req: Recorded, route: str) -> None:
+    assert (req.method, req.path, req.query) == ("POST", "/v2/chat", {})
+    assert (req.headers["Authorization"], req.headers["Accept"]) == (f"Bearer {KEY}", "text/event-stream")
+    assert req.json() == {"model": MODEL, "messages": MESSAGES, "stream": True, **_sdk_extras(route, **OPENAI_PARAMS)}
+
+
+def check_coze(req: Recorded, route: str) -> None:
+    assert (req.method, req.path, req.query) == ("POST", "/v3/chat", {})
+    assert req.headers["Authorization"] == f"Bearer {KEY}"
+    assert req.json() == {  # no system role in Coze: the prompt goes in front of the question, never dropped
+        "bot_id": "bot-7", "user_id": "inst-1", "stream": True, "auto_save_history": False,
+        "additional_messages": [{"role": "user", "type": "question", "content": f"{SYSTEM}\n\n{QUESTION}",
+                                 "content_type": "text"}]}
+
+
 @dataclass
 class Case:
     """One shipped spec: how to configure it, its answer, its error, and what to check."""
@@ -182,6 +206,15 @@ CASES = {
                        lambda: fakes.async_task(TEXT, fail=("DataInspectionFailed", "Input data of {key} may "
                                                                    "contain inappropriate content.")),
                        502, "upstream_error", first_request=check_async_submit),
+    "gemini": Case("gemini", lambda: fakes.gemini_stream(PIECES, 11, 4), check_gemini, (11, 4),
+                   lambda: fakes.gemini_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded for key {key}"), 429,
+                   "upstream_rate_limited"),
+    "cohere": Case("cohere", lambda: fakes.cohere_stream(PIECES, 13, 4), check_cohere, (13, 4),
+                   lambda: fakes.json_body({"id": "e1", "message": "invalid api token {key}"}, status=401), 502,
+                   "upstream_auth", echoed=False),  # an auth failure is reported without the provider's text
+    "coze": Case("coze", lambda: fakes.coze_stream(PIECES, 614, 19), check_coze, (614, 19),
+                 lambda: fakes.coze_refusal(4000, "invalid parameter: {key}"), 400, "upstream_bad_request",
+                 env={"UPSTREAM_API_KEY": KEY, "COZE_BOT_ID": "bot-7"}),
 }
 
 

@@ -14,8 +14,8 @@ from bridge.process.app import create_app
 from bridge.upstreams.spec import available_specs, load_spec
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
-SHIPPED = ["alibaba-form", "anthropic", "async-task", "dashscope", "lingyi", "minimax", "minimax-v2", "ollama",
-           "openai"]
+SHIPPED = ["alibaba-form", "anthropic", "async-task", "cohere", "coze", "dashscope", "gemini", "lingyi", "minimax",
+           "minimax-v2", "ollama", "openai"]
 
 GOOD: dict[str, Any] = {
     "name": "good",
@@ -87,7 +87,8 @@ def test_unknown_upstream_lists_the_specs() -> None:
     (changed("calls.chat.pth", "/x"), "calls.chat: Additional properties are not allowed ('pth' was unexpected)"),
     (changed("base_url", "ftp://x"), "base_url: 'ftp://x' does not match"),
     (changed("calls.chat.data.1.converter", "to_jsn"),
-     "calls.chat.data[1].converter: unknown converter 'to_jsn'; known: to_json_string, int, list"),
+     "calls.chat.data[1].converter: unknown converter 'to_jsn' (did you mean 'to_json_string'?); known: "
+     "to_json_string, int, list"),
     (changed("calls.chat.data.1.converter", {"name": "map", "vals": {}}),
      "calls.chat.data[1].converter: converter 'map': Additional properties are not allowed ('vals' was unexpected)"),
     (changed("calls.chat.data.1.converter", {"name": "messages", "message": {"t": "${txt}"}}),
@@ -102,7 +103,8 @@ def test_unknown_upstream_lists_the_specs() -> None:
     (changed("calls.chat.resp.0.value", "choices[0]..text"),
      "calls.chat.resp[0].value: bad path 'choices[0]..text' at character 12: expected a key"),
     (changed("calls.chat.resp.0.name", "text"), "calls.chat.resp[0].name: 'text' is not one of ['content'"),
-    (changed("calls.chat.chunk_match", "data: ("), "calls.chat.chunk_match: bad regular expression: missing )"),
+    (changed("calls.chat.chunk_match", "data: ("),
+     "calls.chat.chunk_match: bad regular expression 'data: (': missing )"),
     (changed("calls.chat.chunk_filter", [{"path": "x", "op": "in", "value": 3}]),
      "calls.chat.chunk_filter[0].value: op 'in' needs a list value"),
     (changed("calls.chat.headers", [{"name": "Bad Header", "value": "x"}]),
@@ -111,6 +113,24 @@ def test_unknown_upstream_lists_the_specs() -> None:
     (changed("calls.chat.apitype", "async"), "calls.chat: 'query_path' is a required property"),
     (changed("calls.chat.resp", [{"name": "usage.prompt_tokens", "value": "usage.x"}]),
      "calls.chat.resp: a stream call needs a 'content' output"),
+    (changed("calls.chat.data.0.value", "${user:-${extend.instance_id:-x}"),
+     "calls.chat.data[0].value: malformed placeholder in '${user:-${extend.instance_id:-x}'"),
+    (changed("calls.chat.data.0.value", "${user:-${modle}}"), "calls.chat.data[0].value: unknown variable ${modle}"),
+    (changed("calls.chat.data.0.value", "${param.}"), "calls.chat.data[0].value: ${param.}: param.NAME needs"),
+    (changed("calls.chat.data.1", {"name": "messages", "value": "${messages}",
+                                   "converter": {"name": "messages", "roles": {"user": "user"}}}),
+     "calls.chat.data[1].converter: the system messages would be left out: map the system role in roles, send "
+     "${system} in another field, or set \"system\": \"prepend\""),
+    (changed("calls.chat.data.0", {"name": "", "value": "${model}"}),
+     "calls.chat.data[0].name: a field needs a name (\"\" only with merge: the body's top level)"),
+    (changed("calls.chat.headers", [{"name": "X", "value": "${extra_params}", "merge": True}]),
+     "calls.chat.headers[0].merge: only body (data) fields can merge an object"),
+    (changed("calls.chat.finish_reasons", {"DONE": "finished"}),
+     "calls.chat.finish_reasons.DONE: 'finished' is not one of ['stop', 'length', 'tool_calls'"),
+    (changed("calls.chat.resp", [{"name": "content", "each": "parts", "value": "x[*].text"}]),
+     "calls.chat.resp[0].value: with each, the value is read from each element: no [*] here"),
+    (changed("calls.chat.end", "never"), "calls.chat.end: 'never' is not one of ['marker', 'eof']"),
+    (changed("calls.chat.tool_call_key", "id"), "calls.chat.tool_call_key: 'id' is not one of ['index', 'name'"),
 ])
 def test_broken_spec_stops_start_up(tmp_path: Path, doc: Any, expected: str) -> None:
     assert start_with(tmp_path, doc).startswith(expected)
@@ -122,7 +142,8 @@ def test_async_call_without_task_id(tmp_path: Path) -> None:
                                                              {"name": "content", "value": "c"}],
             "status_map": {"running": ["R"], "succeeded": ["S"], "failed": ["R"]}}
     doc = {**GOOD, "calls": {"chat": call}}
-    assert start_with(tmp_path, doc) == "calls.chat.resp: an async call's resp needs a 'task_id' output"
+    assert start_with(tmp_path, doc) == ("calls.chat.resp: an async call's resp needs a 'task_id' output (the query "
+                                         "id: the query fields use it as ${task_id})")
     call["resp"] = [{"name": "task_id", "value": "id"}]
     assert start_with(tmp_path, doc) == "calls.chat.status_map.failed[0]: status 'R' is listed twice"
 

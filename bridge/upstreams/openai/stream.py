@@ -19,6 +19,8 @@ from bridge.upstreams.lines import LineSplitter, LineTooLong
 USAGE_OPTIONS = {"include_usage": True}
 MAX_LINE = 8 * 1024 * 1024  # one SSE line; a larger one is a broken or hostile upstream
 MAX_COUNT = 1 << 53  # a token count beyond this is not a count
+MAX_EXTRAS = 32  # usage extras kept: a usage object is small, a hostile one is not
+COUNTS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
 # Chunks that are not completions but platform messages, passed to the caller byte for byte:
 # Agora's custom_metadata and Tencent TRTC's meta.info.
 PASSTHROUGH = (("object", "chat.completion.custom_metadata"), ("type", "meta.info"))
@@ -147,7 +149,7 @@ def chunk_events(chunk: dict[str, Any], events: list[Event], raw: bytes | None =
                 if type(content) is not str:
                     raise protocol_error("'content' is not a string")
                 events.append(TextDelta(content))
-            if len(delta) > ("content" in delta) + ("role" in delta):  # more than text and role: look further
+            if len(delta) > ("content" in delta) + ("role" in delta):  # more than text: look further
                 _other_delta_events(delta, events)
         reason = choice.get("finish_reason")
         if reason:
@@ -199,15 +201,38 @@ def _error_payload(data: bytes) -> Any:
 
 
 def read_usage(usage: Any) -> Usage:
-    """A `usage` object: the counts checked, detail objects of counts passed on."""
+    """A `usage` object: the counts checked, and the upstream's extras passed on in `details`.
+
+    Extras are what providers add beside the three counts: detail objects of counts
+    (`prompt_tokens_details`), and numbers (DeepSeek's `prompt_cache_hit_tokens`, OpenRouter's
+    `cost`, which is not a count). Anything else (text, flags, nesting) is left out, and so is
+    an extra past the first MAX_EXTRAS.
+    """
     if type(usage) is not dict:
         raise protocol_error("'usage' is not an object")
     prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
     if not (_count(prompt) and _count(completion)):
         raise protocol_error("a usage count is not a non-negative integer")
-    details = {k: v for k, v in usage.items()
-               if k.endswith("_details") and type(v) is dict and all(_count(n) for n in v.values())}
+    details: dict[str, Any] = {}
+    for key, value in usage.items():
+        extra = _extra(value) if key not in COUNTS else None
+        if extra is not None and len(details) < MAX_EXTRAS:
+            details[key] = extra
     return Usage(prompt, completion, details=details)
+
+
+def _extra(value: Any) -> Any:
+    """A usage extra as passed on: a non-negative number, or an object of them (others dropped); else None."""
+    if _number(value):
+        return value
+    if type(value) is dict:
+        numbers = {k: v for k, v in value.items() if _number(v)}
+        return numbers if len(numbers) <= MAX_EXTRAS else None
+    return None
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float) and 0 <= value < MAX_COUNT
 
 
 def _count(value: Any) -> bool:

@@ -7,9 +7,9 @@ from typing import Any
 
 from bridge import jsonutil
 from bridge.errors import ErrorKind, UpstreamError
-from bridge.events import Batch, Finish, TextDelta
+from bridge.events import Batch, Finish, Reasoning, TextDelta
 from bridge.request import ChatRequest
-from bridge.upstreams.openai.stream import protocol_error, read_usage, stream_error, tool_call
+from bridge.upstreams.openai.stream import REASONING_FIELDS, protocol_error, read_usage, stream_error, tool_call
 
 
 def outbound_body(request: ChatRequest, model: str | None, stream_options: dict[str, bool]) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def completion_events(payload: Any) -> Batch:
     message = choice.get("message")
     if type(message) is not dict:
         raise protocol_error("'message' is not an object")
-    events = _message_events(message)
+    events = message_events(message)
     reason = choice.get("finish_reason")
     events.append(Finish(reason if type(reason) is str and reason else "stop"))
     if payload.get("usage"):
@@ -85,9 +85,9 @@ def completion_events(payload: Any) -> Batch:
     return events
 
 
-def _message_events(message: dict[str, Any]) -> Batch:
-    """A whole message's text and tool calls, as the events a stream of it would carry."""
-    events: Batch = []
+def message_events(message: dict[str, Any]) -> Batch:
+    """A whole answer's message: its reasoning (never spoken), its text, its tool calls."""
+    events: Batch = [Reasoning(r) for r in _reasoning(message)]
     content = message.get("content")
     if content:
         if type(content) is not str:
@@ -98,3 +98,9 @@ def _message_events(message: dict[str, Any]) -> Batch:
         raise protocol_error("'tool_calls' is not a list")
     events.extend(tool_call({"index": i, **call} if type(call) is dict else call) for i, call in enumerate(calls))
     return events
+
+
+def _reasoning(message: dict[str, Any]) -> list[str]:
+    """The message's reasoning text (DeepSeek's `reasoning_content`, OpenRouter's `reasoning`), if any."""
+    found = [message.get(name) for name in REASONING_FIELDS]
+    return [text for text in found if text and type(text) is str][:1]

@@ -23,61 +23,71 @@ ORDERING: dict[str, Callable[[Any, Any], bool]] = {
     "gt": operator.gt, "lt": operator.lt, "ge": operator.ge, "le": operator.le}
 
 
+def _ordered(op: str) -> Callable[[Any, Any, re.Pattern[str] | None], bool]:
+    compare = ORDERING[op]
+    return lambda subject, value, _: subject is not None and _comparable(subject, value) and compare(subject, value)
+
+
+# op -> test(subject, value, pattern); `ne`, `not_in` and `regex` need a value to compare
+TESTS: dict[str, Callable[[Any, Any, re.Pattern[str] | None], bool]] = {
+    "exists": lambda subject, value, _: subject is not None,
+    "not_exists": lambda subject, value, _: subject is None,
+    "eq": lambda subject, value, _: bool(subject == value),
+    "in": lambda subject, value, _: subject in value,
+    "ne": lambda subject, value, _: subject is not None and bool(subject != value),
+    "not_in": lambda subject, value, _: subject is not None and subject not in value,
+    "regex": lambda subject, value, pattern: isinstance(subject, str) and pattern is not None
+    and pattern.search(subject) is not None,
+    **{op: _ordered(op) for op in ORDERING},
+}
+
+
 class Condition:
     """One compiled test against a payload (by `path`) or the frame's event name (`event`)."""
 
-    __slots__ = ("on_event", "op", "path", "pattern", "value")
+    __slots__ = ("on_event", "op", "path", "pattern", "test", "value")
 
     def __init__(self, raw: dict[str, Any], where: Sequence[str | int]) -> None:
         self.on_event = "event" in raw
-        self.path: Path = ()
+        self.path: Path = () if self.on_event else _path(raw["path"], where)
         if self.on_event:
-            value = raw["event"]
-            op = raw.get("op") or ("in" if isinstance(value, list) else "eq")
+            self.value = raw["event"]
+            self.op = raw.get("op") or ("in" if isinstance(self.value, list) else "eq")
         else:
-            try:
-                self.path = compile_path(raw["path"])
-            except PathError as exc:
-                raise SpecError([*where, "path"], str(exc)) from None
-            value = raw.get("value")
-            op = raw.get("op") or ("eq" if "value" in raw else "exists")
-        if op in ("in", "not_in") and not isinstance(value, list):
-            raise SpecError([*where, "value"], f"op {op!r} needs a list value")
-        if op in ("eq", "ne") and not self.on_event and "value" not in raw:
-            raise SpecError(where, f"op {op!r} needs a value")
-        if op in ORDERING and (not isinstance(value, (int, float, str)) or isinstance(value, bool)):
-            raise SpecError([*where, "value"], f"op {op!r} needs a number or a string value")
-        self.pattern: re.Pattern[str] | None = None
-        if op == "regex":
-            if not isinstance(value, str):
-                raise SpecError([*where, "value"], "op 'regex' needs a string value")
-            try:
-                self.pattern = re.compile(value)
-            except re.error as exc:
-                raise SpecError([*where, "value"], f"bad regular expression: {exc}") from None
-        self.op = op
-        self.value = value
+            self.value = raw.get("value")
+            self.op = raw.get("op") or ("eq" if "value" in raw else "exists")
+            if self.op in ("eq", "ne") and "value" not in raw:
+                raise SpecError(where, f"op {self.op!r} needs a value")
+        _check_value(self.op, self.value, where)
+        self.pattern = _regex(self.value, where) if self.op == "regex" else None
+        self.test = TESTS[self.op]
 
     def matches(self, payload: Any, event: str | None) -> bool:
         subject = event if self.on_event else get_path(payload, self.path)
-        op = self.op
-        if op == "exists":
-            return subject is not None
-        if op == "not_exists":
-            return subject is None
-        if op == "eq":
-            return bool(subject == self.value)
-        if op == "in":
-            return subject in self.value
-        if subject is None:
-            return False  # ne / not_in / regex need a value to compare
-        if op == "ne":
-            return bool(subject != self.value)
-        if op == "not_in":
-            return subject not in self.value
-        if op in ORDERING:
-            return _comparable(subject, self.value) and ORDERING[op](subject, self.value)
-        return isinstance(subject, str) and self.pattern is not None and self.pattern.search(subject) is not None
+        return self.test(subject, self.value, self.pattern)
+
+
+def _path(text: str, where: Sequence[str | int]) -> Path:
+    try:
+        return compile_path(text)
+    except PathError as exc:
+        raise SpecError([*where, "path"], str(exc)) from None
+
+
+def _check_value(op: str, value: Any, where: Sequence[str | int]) -> None:
+    if op in ("in", "not_in") and not isinstance(value, list):
+        raise SpecError([*where, "value"], f"op {op!r} needs a list value")
+    if op in ORDERING and (not isinstance(value, (int, float, str)) or isinstance(value, bool)):
+        raise SpecError([*where, "value"], f"op {op!r} needs a number or a string value")
+    if op == "regex" and not isinstance(value, str):
+        raise SpecError([*where, "value"], "op 'regex' needs a string value")
+
+
+def _regex(text: str, where: Sequence[str | int]) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise SpecError([*where, "value"], f"bad regular expression: {exc}") from None
 
 
 def _comparable(subject: Any, value: Any) -> bool:

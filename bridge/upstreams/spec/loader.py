@@ -65,7 +65,12 @@ def resolve(ref: str, setting: str, directory: Path = SPECS_DIR) -> tuple[Path, 
 
 
 def load_spec(file: Path, setting: str, *, expect_name: str | None = None) -> Spec:
-    """Read, validate and compile one spec file."""
+    """Read, validate and compile one spec file.
+
+    Each check runs once: an original-format file is translated (its spelling checked), the
+    document's shape is checked against the schema, then its meaning by the compiler; a problem
+    found after translation is reported at the original document's path.
+    """
     prefix = f"{setting}: spec file {file}"
     doc = _read(file, prefix)
     show: Callable[[Sequence[str | int]], str] = show_path
@@ -105,18 +110,17 @@ def _translate(doc: dict[str, Any], file: Path, setting: str, prefix: str) -> Tr
 
 
 def _shipped(name: str, file: Path, setting: str) -> Shipped | None:
-    """specs/<name>.json when it is another file, in the project's format: what a translation may borrow."""
+    """specs/<name>.json when it is another file, in the project's format: what a translation may borrow.
+
+    It is not validated here: what is borrowed is validated with the document it joins.
+    """
     candidate = SPECS_DIR / f"{name}.json"
     if not candidate.is_file() or candidate.resolve() == file.resolve():
         return None
     shown = f"{SPECS_DIR.name}/{candidate.name}"
-    prefix = f"{setting}: spec file {shown} (which {file} borrows from)"
-    doc = _read(candidate, prefix)
-    if is_original(doc) or not isinstance(doc, dict) or "calls" not in doc:
+    doc = _read(candidate, f"{setting}: spec file {shown} (which {file} borrows from)")
+    if is_original(doc) or not isinstance(doc, dict) or not isinstance(doc.get("calls"), dict):
         return None
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(doc))
-    if error is not None:
-        raise ConfigError(f"{prefix}: {show_path(error.absolute_path)}: {_shorten(error.message)}")
     return Shipped(doc, shown)
 
 

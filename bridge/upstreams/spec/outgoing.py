@@ -42,77 +42,119 @@ def render_request(spec_name: str, http: HttpSpec, ctx: Context, base_url: str, 
 
     `url` is percent-encoded: send it as `yarl.URL(url, encoded=True)`.
     """
-    try:
-        path = http.path.render(ctx)
-    except MissingVariable as exc:
-        raise _missing(spec_name, path_where, exc.name) from None
-    path = quote(path, safe=_PATH_SAFE)  # the spec's own literal text; placeholder values are escaped already
-    if any(unquote(segment) in (".", "..") for segment in path.split("/")):
-        # A provider's task id is the provider's fault; anything else comes from the request.
-        kind = ErrorKind.UPSTREAM_PROTOCOL if path_where.endswith("query_path") else ErrorKind.UPSTREAM_BAD_REQUEST
-        raise UpstreamError(kind, f"spec {spec_name}: {path_where}: a value would make a '.' or '..' path segment")
+    path = _path(spec_name, http, ctx, path_where)
     base = str(yarl.URL(base_url))
     url = base.rstrip("/") + path if path else base
-    params = [(name, to_text(value)) for name, value in _values(spec_name, http.params, ctx)]
-    headers: dict[str, str] = {}
-    for name, value in _values(spec_name, http.headers, ctx):
-        headers[name] = _header_value(spec_name, name, to_text(value))
-    body: bytes | None = None
-    if http.method != "GET":
-        values = _values(spec_name, http.data, ctx)
-        body = _form(values) if http.body == "form" else jsonutil.dumps(_nest(spec_name, values))
-        if not any(k.lower() == "content-type" for k in headers):
-            headers["Content-Type"] = CONTENT_TYPES[http.body]
+    params = [(f.name, to_text(value)) for f, value in _values(spec_name, http.params, ctx)]
+    headers = {f.name: _header_value(spec_name, f.name, to_text(value))
+               for f, value in _values(spec_name, http.headers, ctx)}
+    body = _body(spec_name, http, ctx, headers) if http.method != "GET" else None
     if signer is not None:
-        try:
-            signer.sign(ctx, http.method, urlsplit(url).path or "/", body or b"", headers)
-        except MissingVariable as exc:
-            raise _missing(spec_name, "signer", exc.name) from None
-        for name, value in headers.items():
-            _header_value(spec_name, name, value)
+        _sign(spec_name, signer, ctx, http.method, url, body, headers)
     return Outgoing(http.method, url, params, headers, body)
 
 
-def _values(spec_name: str, fields: list[FieldSpec], ctx: Context) -> list[tuple[str, Any]]:
+def _path(spec_name: str, http: HttpSpec, ctx: Context, where: str) -> str:
+    try:
+        path = http.path.render(ctx)
+    except MissingVariable as exc:
+        raise _missing(spec_name, where, exc.name) from None
+    path = quote(path, safe=_PATH_SAFE)  # the spec's own literal text; placeholder values are escaped already
+    if any(unquote(segment) in (".", "..") for segment in path.split("/")):
+        # A provider's task id is the provider's fault; anything else comes from the request.
+        kind = ErrorKind.UPSTREAM_PROTOCOL if where.endswith("query_path") else ErrorKind.UPSTREAM_BAD_REQUEST
+        raise UpstreamError(kind, f"spec {spec_name}: {where}: a value would make a '.' or '..' path segment")
+    return str(path)
+
+
+def _body(spec_name: str, http: HttpSpec, ctx: Context, headers: dict[str, str]) -> bytes:
+    values = _values(spec_name, http.data, ctx)
+    plain = [(f.name, value) for f, value in values if not f.merge]
+    merged = [(f, value) for f, value in values if f.merge]
+    if not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = CONTENT_TYPES[http.body]
+    if http.body == "form":
+        return _form(plain, [value for _, value in merged])
+    body = _nest(spec_name, plain)
+    for f, value in merged:
+        _merge(spec_name, f, body, value)
+    return jsonutil.dumps(body)
+
+
+def _sign(spec_name: str, signer: Signer, ctx: Context, method: str, url: str, body: bytes | None,
+          headers: dict[str, str]) -> None:
+    try:
+        signer.sign(ctx, method, urlsplit(url).path or "/", body or b"", headers)
+    except MissingVariable as exc:
+        raise _missing(spec_name, "signer", exc.name) from None
+    for name, value in headers.items():
+        _header_value(spec_name, name, value)
+
+
+def _values(spec_name: str, fields: list[FieldSpec], ctx: Context) -> list[tuple[FieldSpec, Any]]:
+    """Every field that has a value, with it; a merge field's value is checked to be an object."""
     out = []
-    for field in fields:
-        if field.unless is not None and ctx.get(field.unless) is not MISSING:
+    for f in fields:
+        value = _value(spec_name, f, ctx)
+        if value is MISSING:
             continue
-        try:
-            value = field.template.render(ctx)
-            if field.converter is not None:
-                value = apply_safely(field.converter, value, ctx)
-        except MissingVariable as exc:
-            if field.optional:
-                continue
-            raise _missing(spec_name, field.where, exc.name) from None
-        except ConvertError as exc:
-            raise UpstreamError(ErrorKind.UPSTREAM_CONFIG, f"spec {spec_name}: {field.where}: {exc}") from None
-        out.append((field.name, value))
+        if f.merge and not isinstance(value, dict):
+            raise UpstreamError(ErrorKind.UPSTREAM_CONFIG, f"spec {spec_name}: {f.where}: merge needs an object, "
+                                f"not {type(value).__name__}")
+        out.append((f, value))
     return out
+
+
+def _value(spec_name: str, f: FieldSpec, ctx: Context) -> Any:
+    if f.unless is not None and ctx.get(f.unless) is not MISSING:
+        return MISSING
+    try:
+        value = f.template.render(ctx)
+        if f.converter is not None:
+            value = apply_safely(f.converter, value, ctx)
+        return MISSING if value is None and f.optional else value  # an optional field a converter mapped to null
+    except MissingVariable as exc:
+        if f.optional:
+            return MISSING
+        raise _missing(spec_name, f.where, exc.name) from None
+    except ConvertError as exc:
+        raise UpstreamError(ErrorKind.UPSTREAM_CONFIG, f"spec {spec_name}: {f.where}: {exc}") from None
 
 
 def _nest(spec_name: str, values: list[tuple[str, Any]]) -> dict[str, Any]:
     """Body fields with dotted names (`input.messages`) become nested objects."""
     body: dict[str, Any] = {}
     for name, value in values:
-        if "." not in name:
-            body[name] = value
-            continue
         *parents, leaf = name.split(".")
-        node = body
-        for key in parents:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise UpstreamError(ErrorKind.UPSTREAM_CONFIG, f"spec {spec_name}: data field {name!r} "
-                                    f"nests under {key!r}, which is not an object")
-        node[leaf] = value
+        _node(spec_name, body, parents, name)[leaf] = value
     return body
 
 
-def _form(values: list[tuple[str, Any]]) -> bytes:
-    """A urlencoded form; objects and lists are sent as JSON text."""
-    return urlencode([(name, to_text(value)) for name, value in values]).encode()
+def _node(spec_name: str, body: dict[str, Any], parents: list[str], name: str) -> dict[str, Any]:
+    node = body
+    for key in parents:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise UpstreamError(ErrorKind.UPSTREAM_CONFIG, f"spec {spec_name}: data field {name!r} "
+                                f"nests under {key!r}, which is not an object")
+    return node
+
+
+def _merge(spec_name: str, f: FieldSpec, body: dict[str, Any], value: dict[str, Any]) -> None:
+    """A merge field's entries, under `name` ("" is the top level); what the spec's own fields set wins."""
+    node = _node(spec_name, body, f.name.split(".") if f.name else [], f.name)
+    for key, item in value.items():
+        node.setdefault(key, item)
+
+
+def _form(values: list[tuple[str, Any]], merged: list[dict[str, Any]]) -> bytes:
+    """A urlencoded form; objects and lists are sent as JSON text; merged entries after, unless set."""
+    pairs = [(name, to_text(value)) for name, value in values]
+    names = {name for name, _ in pairs}
+    for extra in merged:
+        pairs += [(k, to_text(v)) for k, v in extra.items() if k not in names]
+        names.update(extra)
+    return urlencode(pairs).encode()
 
 
 def _header_value(spec_name: str, name: str, value: str) -> str:

@@ -80,11 +80,16 @@ def ihcloud_authorization(ak: str, sk: str, method: str, path: str, body: bytes,
 
 
 _HEADER = {"type": "string", "pattern": "^[A-Za-z0-9-]+$"}
-SIGNERS: dict[str, tuple[dict[str, Any], type]] = {
+_ARGS: dict[str, tuple[dict[str, Any], type]] = {
     "bearer": ({"properties": {"key": {"type": "string"}, "header": _HEADER, "scheme": {"type": "string"},
                                "optional": {"type": "boolean"}}}, BearerSigner),
     "ihcloud": ({"properties": {"ak": {"type": "string"}, "sk": {"type": "string"}, "header": _HEADER,
                                 "expires": {"type": "integer", "minimum": 1, "maximum": 86400}}}, IhcloudSigner),
+}
+#: name -> (a validator of its arguments, built once; its class)
+SIGNERS: dict[str, tuple[jsonschema.Draft202012Validator, type]] = {
+    name: (jsonschema.Draft202012Validator({"type": "object", "additionalProperties": False, **schema}), cls)
+    for name, (schema, cls) in _ARGS.items()
 }
 
 
@@ -95,9 +100,8 @@ def compile_signer(raw: Any, where: Sequence[str | int]) -> Signer:
     at = list(where) if isinstance(raw, str) else [*where, "name"]
     if name not in SIGNERS:
         raise SpecError(at, f"unknown signer {name!r}; known: {', '.join(SIGNERS)}")
-    schema, cls = SIGNERS[name]
-    schema = {"type": "object", "additionalProperties": False, **schema}
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(args))
+    validator, cls = SIGNERS[name]
+    error = jsonschema.exceptions.best_match(validator.iter_errors(args))
     if error is not None:
         raise SpecError([*where, *error.absolute_path], f"signer {name!r}: {error.message}")
     signer: Signer = cls(args, list(where))

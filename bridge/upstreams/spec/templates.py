@@ -2,8 +2,10 @@
 
 A string that is exactly one placeholder (`"${messages}"`, `"${temperature}"`) renders to
 the variable's own value, object or number; placeholders inside a longer string are
-formatted into it. `${name:-default}` uses `default` when the variable has no value.
-Objects and lists are templates all the way down. Nothing is ever evaluated.
+formatted into it. `${name:-default}` uses `default` when the variable has no value or is
+empty; a default may itself hold placeholders (`${user:-${extend.instance_id:-bridge}}`), and a
+default that is exactly one placeholder gives that variable's own value. Objects and lists are
+templates all the way down. Nothing is ever evaluated.
 """
 
 from __future__ import annotations
@@ -12,25 +14,31 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bridge import jsonutil
 from bridge.request import ChatRequest
 from bridge.upstreams.spec.errors import SpecError
 
-PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)(?::-([^}]*))?\}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 #: Request variables every template may use.
-BASE_VARIABLES = ("model", "messages", "prompt", "system", "api_key", "now", "now_ms", "uuid")
-#: The request's standard OpenAI parameters, each a variable of the same name.
+BASE_VARIABLES = ("model", "messages", "prompt", "system", "api_key", "now", "now_ms", "uuid", "extra_params")
+#: The caller's parameters, each a variable of the same name: OpenAI's documented ones (the OpenAI
+#: route's contract), and the reasoning switches providers spell their own way, which reach the
+#: bridge when UPSTREAM_EXTRA_PARAMS names them.
 PARAM_VARIABLES = (
     "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "presence_penalty",
     "frequency_penalty", "tools", "tool_choice", "parallel_tool_calls", "response_format", "user",
-    "logit_bias", "logprobs", "top_logprobs",
+    "logit_bias", "logprobs", "top_logprobs", "reasoning_effort", "verbosity", "service_tier", "metadata",
+    "store", "modalities", "audio", "prediction", "web_search_options", "prompt_cache_key",
+    "prompt_cache_retention", "safety_identifier", "thinking", "enable_thinking",
 )
 #: Platform metadata (IMS extendData / ExtendData, Agora turn id), as `extend.<field>`.
 EXTEND_FIELDS = ("instance_id", "channel_id", "sentence_id", "user_data", "turn_id")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 
 
 class _Missing:
@@ -53,37 +61,51 @@ def variable_problem(name: str, local: Sequence[str] = ()) -> str | None:
     """Why `name` is not a known variable, or None when it is."""
     if name in BASE_VARIABLES or name in PARAM_VARIABLES or name in local:
         return None
-    if name.startswith("env."):
-        return None if _ENV_NAME.match(name[4:]) else f"${{{name}}}: env.NAME needs a variable name"
-    if name.startswith("extend."):
-        if name[7:] in EXTEND_FIELDS:
+    namespace, _, rest = name.partition(".")
+    if namespace == "env":
+        return None if _ENV_NAME.match(rest) else f"${{{name}}}: env.NAME needs a variable name"
+    if namespace == "param":
+        return None if _PARAM_NAME.match(rest) else f"${{{name}}}: param.NAME needs a parameter name"
+    if namespace == "extend":
+        if rest in EXTEND_FIELDS:
             return None
         return f"unknown variable ${{{name}}}; extend fields: {', '.join(EXTEND_FIELDS)}"
-    known = [*BASE_VARIABLES, *local, "env.NAME", "extend.FIELD", "the standard parameters (temperature, ...)"]
+    known = [*BASE_VARIABLES, *local, "env.NAME", "param.NAME", "extend.FIELD",
+             "the caller's parameters (temperature, reasoning_effort, ...)"]
     return f"unknown variable ${{{name}}}; known: {', '.join(known)}"
 
 
 class Context:
-    """The variables of one request (plus local ones, e.g. a message's `text`)."""
+    """The variables of one request (plus local ones, e.g. a message's `text`).
 
-    __slots__ = ("_uuid", "api_key", "env", "local", "model", "now", "request")
+    `extra` names the parameters UPSTREAM_EXTRA_PARAMS forwards (`${extra_params}`); `notes`
+    collects what rendering had to leave out (a tool history the provider cannot take), for
+    the driver to log; a child shares its parent's.
+    """
+
+    __slots__ = ("_uuid", "api_key", "env", "extra", "local", "model", "notes", "now", "request")
 
     def __init__(self, request: ChatRequest, *, model: str, api_key: str | None, env: Mapping[str, str],
-                 local: dict[str, Any] | None = None) -> None:
+                 local: dict[str, Any] | None = None, extra: Sequence[str] = ()) -> None:
         self.request = request
         self.model = model
         self.api_key = api_key
         self.env = env
+        self.extra = extra
         self.now = time.time()
         self.local = local or {}
+        self.notes: dict[str, int] = {}
         self._uuid: str | None = None
 
     def child(self, local: dict[str, Any]) -> Context:
         """The same request with extra local variables."""
         ctx = Context(self.request, model=self.model, api_key=self.api_key, env=self.env,
-                      local={**self.local, **local})
-        ctx.now = self.now
+                      local={**self.local, **local}, extra=self.extra)
+        ctx.now, ctx.notes, ctx._uuid = self.now, self.notes, self.request_uuid()
         return ctx
+
+    def note(self, what: str, count: int = 1) -> None:
+        self.notes[what] = self.notes.get(what, 0) + count
 
     def get(self, name: str) -> Any:
         """The variable's value, or MISSING."""
@@ -91,18 +113,21 @@ class Context:
             value = self.local[name]
         elif name in _GETTERS:
             value = _GETTERS[name](self)
-        elif name.startswith("env."):
-            value = self.env.get(name[4:]) or MISSING
-        elif name.startswith("extend."):
-            value = self.request.meta.get(name[7:], MISSING)
         else:
-            value = self.request.params.get(name, MISSING)
+            namespace, dot, rest = name.partition(".")
+            value = _NAMESPACES[namespace](self, rest) if dot and namespace in _NAMESPACES \
+                else self.request.params.get(name, MISSING)
         return MISSING if value is None else value
 
     def request_uuid(self) -> str:
         if self._uuid is None:
             self._uuid = uuid.uuid4().hex
         return self._uuid
+
+    def extra_params(self) -> Any:
+        params = self.request.params
+        found = {name: params[name] for name in self.extra if params.get(name) is not None}
+        return found or MISSING
 
 
 _GETTERS: dict[str, Callable[[Context], Any]] = {
@@ -114,6 +139,12 @@ _GETTERS: dict[str, Callable[[Context], Any]] = {
     "now": lambda c: int(c.now),
     "now_ms": lambda c: int(c.now * 1000),
     "uuid": lambda c: c.request_uuid(),
+    "extra_params": lambda c: c.extra_params(),
+}
+_NAMESPACES: dict[str, Callable[[Context, str], Any]] = {
+    "env": lambda c, name: c.env.get(name) or MISSING,
+    "extend": lambda c, name: c.request.meta.get(name, MISSING),
+    "param": lambda c, name: c.request.params.get(name, MISSING),
 }
 
 
@@ -127,6 +158,91 @@ class Template:
         #: every (name, has_default) it uses, for start-up checks
         self.variables = variables
 
+
+# -- parsing ${...} ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One placeholder: its variable, and its default (None: no default) as pieces."""
+
+    name: str
+    default: tuple[Piece, ...] | None
+
+
+Piece = str | Slot
+
+
+class Malformed(ValueError):
+    """A `${` that does not start `${name}` or `${name:-default}`."""
+
+
+def parse(text: str) -> list[Piece]:
+    """Literal text and placeholders, defaults parsed as text of their own; Malformed if broken."""
+    pieces, _ = _pieces(text, 0, nested=False)
+    return pieces
+
+
+def _pieces(text: str, pos: int, nested: bool) -> tuple[list[Piece], int]:
+    pieces: list[Piece] = []
+    start = pos
+    while True:
+        dollar = text.find("${", pos)
+        close = text.find("}", pos) if nested else -1
+        if nested and (close == -1 and dollar == -1):
+            raise Malformed(text)
+        if close != -1 and (dollar == -1 or close < dollar):  # the end of this default
+            return _literal(pieces, text[start:close]), close
+        if dollar == -1:
+            return _literal(pieces, text[start:]), len(text)
+        _literal(pieces, text[start:dollar])
+        slot, pos = _slot(text, dollar)
+        pieces.append(slot)
+        start = pos
+
+
+def _literal(pieces: list[Piece], text: str) -> list[Piece]:
+    if text:
+        pieces.append(text)
+    return pieces
+
+
+def _slot(text: str, pos: int) -> tuple[Slot, int]:
+    match = _NAME.match(text, pos + 2)
+    if match is None:
+        raise Malformed(text)
+    end = match.end()
+    if text.startswith("}", end):
+        return Slot(match.group(0), None), end + 1
+    if not text.startswith(":-", end):
+        raise Malformed(text)
+    default, end = _pieces(text, end + 2, nested=True)
+    return Slot(match.group(0), tuple(default)), end + 1
+
+
+def unparse(pieces: Sequence[Piece], rename: Callable[[str], str]) -> str:
+    """The text of parsed pieces, every variable renamed (the original format's spelling)."""
+    out = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+        elif piece.default is None:
+            out.append("${" + rename(piece.name) + "}")
+        else:
+            out.append("${" + rename(piece.name) + ":-" + unparse(piece.default, rename) + "}")
+    return "".join(out)
+
+
+def slots(pieces: Sequence[Piece], defaulted: bool = False) -> list[tuple[str, bool]]:
+    """Every (variable, has_default) of parsed pieces; a variable inside a default has one."""
+    found: list[tuple[str, bool]] = []
+    for piece in pieces:
+        if isinstance(piece, Slot):
+            found.append((piece.name, defaulted or piece.default is not None))
+            found += slots(piece.default or (), True)
+    return found
+
+
+# -- compiling ---------------------------------------------------------------------------------
 
 def compile_template(value: Any, where: Sequence[str | int], local: Sequence[str] = (),
                      escape: Callable[[str], str] | None = None) -> Template:
@@ -154,39 +270,44 @@ def _compile(value: Any, where: list[str | int], local: Sequence[str], variables
 
 def _compile_string(text: str, where: list[str | int], local: Sequence[str], variables: list[tuple[str, bool]],
                     escape: Callable[[str], str] | None) -> Callable[[Context], Any]:
-    matches = list(PLACEHOLDER.finditer(text))
-    leftover = PLACEHOLDER.sub("", text)
-    if "${" in leftover:
-        raise SpecError(where, f"malformed placeholder in {text!r}: use ${{name}} or ${{name:-default}}")
-    for match in matches:
-        problem = variable_problem(match.group(1), local)
+    try:
+        pieces = parse(text)
+    except Malformed:
+        raise SpecError(where, f"malformed placeholder in {text!r}: use ${{name}} or ${{name:-default}}") from None
+    found = slots(pieces)
+    for name, _ in found:
+        problem = variable_problem(name, local)
         if problem:
             raise SpecError(where, problem)
-        variables.append((match.group(1), match.group(2) is not None))
-    if not matches:
+    variables += found
+    if escape is None:
+        return _joined(pieces, to_text)
+    return _joined(pieces, lambda value: escape(to_text(value)), whole=False)
+
+
+def _joined(pieces: Sequence[Piece], fmt: Callable[[Any], str], whole: bool = True) -> Callable[[Context], Any]:
+    """Render pieces: one placeholder alone gives its own value (unless `whole` is off); else text."""
+    if not pieces:
+        return lambda ctx: ""
+    if len(pieces) == 1 and isinstance(pieces[0], str):
+        text = pieces[0]
         return lambda ctx: text
-    if len(matches) == 1 and matches[0].span() == (0, len(text)) and escape is None:
-        return _lookup(matches[0].group(1), matches[0].group(2))
-    pieces: list[str | Callable[[Context], Any]] = []
-    pos = 0
-    for match in matches:
-        if match.start() > pos:
-            pieces.append(text[pos:match.start()])
-        pieces.append(_lookup(match.group(1), match.group(2)))
-        pos = match.end()
-    if pos < len(text):
-        pieces.append(text[pos:])
-    fmt = to_text if escape is None else (lambda value: escape(to_text(value)))
-    return lambda ctx: "".join(p if isinstance(p, str) else fmt(p(ctx)) for p in pieces)
+    if len(pieces) == 1 and whole:
+        return _lookup(pieces[0], fmt)  # type: ignore[arg-type]  # one Slot
+    parts = [p if isinstance(p, str) else _lookup(p, fmt) for p in pieces]
+    return lambda ctx: "".join(p if isinstance(p, str) else fmt(p(ctx)) for p in parts)
 
 
-def _lookup(name: str, default: str | None) -> Callable[[Context], Any]:
+def _lookup(slot: Slot, fmt: Callable[[Any], str]) -> Callable[[Context], Any]:
+    name = slot.name
+    default = None if slot.default is None else _joined(slot.default, fmt)
+
     def render(ctx: Context) -> Any:
         value = ctx.get(name)
         if value is MISSING or (default is not None and value == ""):
             if default is None:
                 raise MissingVariable(name)
-            return default
+            return default(ctx)
         return value
 
     return render

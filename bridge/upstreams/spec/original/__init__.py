@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bridge.upstreams.spec.converters import suggest
 from bridge.upstreams.spec.model import FieldSpec, HttpSpec, RespField, Spec
 from bridge.upstreams.spec.original import parts
-from bridge.upstreams.spec.original.parts import Where, fail, suggest
+from bridge.upstreams.spec.original.parts import Where, fail
 from bridge.upstreams.spec.paths import show_path
 
 Key = tuple[str | int, ...]
@@ -116,21 +117,43 @@ def translate(doc: dict[str, Any], *, resp_names: list[str], shipped: Shipped | 
     out: dict[str, Any] = {"name": name_of(doc)}
     out.update({k: doc[k] for k in ("description", "docs", "base_url") if k in doc})
     calls = _Calls(resp_names)
-    out["calls"] = {}
-    for key, raw in doc.items():
-        if key in TOP_KEYS:
-            continue
-        if not isinstance(raw, dict):
-            fail([key], f"not a call{suggest(key, TOP_KEYS)}: every top-level key other than "
-                        f"{', '.join(TOP_KEYS)} is a call (an object with path, apitype, ...)")
-        if "apitype" not in raw:
-            fail([key, "apitype"], "missing: a call needs an apitype: stream, sync or async")
-        if not _CALL.match(key):
-            fail([key], "a call's name is lower-case letters, digits and _, starting with a letter")
-        out["calls"][key] = calls.call(key, raw)
+    out["calls"] = {key: calls.call(key, _call_object(key, raw)) for key, raw in doc.items() if key not in TOP_KEYS}
     if shipped is not None:
         _borrow(out, shipped, calls.origins)
+    for call in out["calls"].values():
+        if call["apitype"] == "stream" and not any(item["name"] == "finish_reason" for item in call["resp"]):
+            call["end"] = "eof"  # nothing says when the answer is complete: the format meant the end of the body
     return Translation(out, calls.origins)
+
+
+def _call_object(key: str, raw: Any) -> dict[str, Any]:
+    """A top-level value that must be a call: an object with an apitype, under a call's name."""
+    if not isinstance(raw, dict):
+        fail([key], f"not a call{suggest(key, TOP_KEYS)}: every top-level key other than "
+                    f"{', '.join(TOP_KEYS)} is a call (an object with path, apitype, ...)")
+    if "apitype" not in raw:
+        fail([key, "apitype"], "missing: a call needs an apitype: stream, sync or async")
+    if not _CALL.match(key):
+        fail([key], "a call's name is lower-case letters, digits and _, starting with a letter")
+    return raw
+
+
+def _apitype(raw: dict[str, Any], where: Where) -> str:
+    """The call's apitype, once its keys are known, fit it, and say headers one way.
+
+    Keys of another kind of call are refused here: the translation has nowhere to put them.
+    """
+    parts.check_keys(raw, CALL_KEYS, where, "a call")
+    apitype = raw["apitype"]
+    if apitype not in APITYPES:
+        fail([*where, "apitype"], f"unknown apitype {apitype!r}{suggest(apitype, APITYPES)}; use stream, sync or async")
+    for kind, keys in (("stream", STREAM_KEYS), ("async", ASYNC_KEYS)):
+        wrong = [key for key in keys if key in raw] if apitype != kind else []
+        if wrong:
+            fail([*where, wrong[0]], f"only for apitype {kind!r} (this call is {apitype!r})")
+    if "headers" in raw and "header" in raw:
+        fail([*where, "header"], "give headers or header, not both")
+    return str(apitype)
 
 
 class _Calls:
@@ -142,17 +165,7 @@ class _Calls:
 
     def call(self, name: str, raw: dict[str, Any]) -> dict[str, Any]:
         where: Where = [name]
-        parts.check_keys(raw, CALL_KEYS, where, "a call")
-        apitype = raw["apitype"]
-        if apitype not in APITYPES:
-            fail([*where, "apitype"], f"unknown apitype {apitype!r}{suggest(apitype, APITYPES)}; "
-                                      f"use stream, sync or async")
-        for key in (STREAM_KEYS if apitype != "stream" else ()) + (ASYNC_KEYS if apitype != "async" else ()):
-            if key in raw:
-                kind = "stream" if key in STREAM_KEYS else "async"
-                fail([*where, key], f"only for apitype {kind!r} (this call is {apitype!r})")
-        if "headers" in raw and "header" in raw:
-            fail([*where, "header"], "give headers or header, not both")
+        apitype = _apitype(raw, where)
         out: dict[str, Any] = {"path": self._path(raw, where, "path", ()),
                                "method": self._method(raw, where, "method", ("GET", "POST", "PUT"), "POST"),
                                "apitype": apitype}
@@ -187,9 +200,6 @@ class _Calls:
 
     def _async(self, raw: dict[str, Any], where: Where, out: dict[str, Any], header: str) -> None:
         """The query request; no status map: done once query_resp's content has a value."""
-        if not any(item["name"] == "task_id" for item in out["resp"]):
-            fail([*where, "resp"], 'an async call\'s resp yields the query id: add {"name": "task_id", "value": '
-                                   '"<its key path>"}; the query fields use it as ${task_id}')
         out["query_path"] = self._path(raw, where, "query_path", LOCAL)
         default = "POST" if raw.get("query_data") else "GET"
         out["query_method"] = self._method(raw, where, "query_method", ("GET", "POST"), default)
@@ -203,8 +213,6 @@ class _Calls:
         if "status" in names:
             fail([*where, "query_resp"], "the original format has no status map: leave 'status' out (the call "
                                          "is done once content has a value, and failed when error has one)")
-        if "content" not in names:
-            fail([*where, "query_resp"], "needs a 'content' item: the call is done once it has a value")
         out.update({k: raw[k] for k in ("poll_interval", "poll_timeout") if k in raw})
 
     def _path(self, raw: dict[str, Any], where: Where, key: str, local: tuple[str, ...]) -> str:
@@ -257,26 +265,71 @@ def _borrow(out: dict[str, Any], shipped: Shipped, origins: dict[Key, tuple[Key,
     if "signer" in theirs and not any(_own_auth(call) for call in out["calls"].values()):
         out["signer"] = copy.deepcopy(theirs["signer"])
         origins[("signer",)] = (("signer",), source)
+    their_calls = theirs.get("calls")
     for name, call in out["calls"].items():
-        their_call = theirs.get("calls", {}).get(name)
-        if not isinstance(their_call, dict):
-            continue
-        their_data = their_call.get("data", [])
-        for i, item in enumerate(call.get("data", [])):
-            if item["value"] != "${messages}" or "converter" in item:
-                continue
-            for j, their in enumerate(their_data):
-                if their.get("value") == "${messages}" and "converter" in their:
-                    item["converter"] = copy.deepcopy(their["converter"])
-                    origins[("calls", name, "data", i, "converter")] = (("calls", name, "data", j, "converter"), source)
-                    break
+        their_call = their_calls.get(name) if isinstance(their_calls, dict) else None
+        if isinstance(their_call, dict):
+            borrow = _Borrow(call, their_call, ("calls", name), source, origins)
+            borrow.converter()
+            borrow.outputs()
+
+
+BORROWED_OUTPUTS = ("error", "error_code", "error_status")
+ONCE_OUTPUTS = ("finish_reason", "tool_calls")  # borrowed when the file reads none of its own
+
+
+@dataclass(slots=True)
+class _Borrow:
+    """What one call borrows from the shipped call of the same name."""
+
+    call: dict[str, Any]
+    theirs: dict[str, Any]
+    at: Key
+    source: str
+    origins: dict[Key, tuple[Key, str | None]]
+
+    def converter(self) -> None:
+        """The converter of the data field sent as `"${messages}"`, when the file gives none.
+
+        When the file sends no `${system}` itself and that converter leaves system messages out,
+        they are put in front of the first user message instead (never dropped unsaid).
+        """
+        item, index = _messages_field(self.call.get("data", []), with_converter=False)
+        their, j = _messages_field(self.theirs.get("data", []), with_converter=True)
+        if item is None or their is None:
+            return
+        converter = copy.deepcopy(their["converter"])
+        if isinstance(converter, dict) and "system" not in converter.get("roles", {"system": ""}) \
+                and "${system" not in json.dumps(self.call):
+            converter["system"] = "prepend"
+        item["converter"] = converter
+        self.origins[(*self.at, "data", index, "converter")] = ((*self.at, "data", j, "converter"), self.source)
+
+    def outputs(self) -> None:
+        """After the file's own: error outputs (failures inside HTTP 200), and the finish reason (with its
+        table) and the tool calls when the file reads none, so a call-only answer is not an empty one."""
         for key in ("resp", "query_resp"):
-            if key not in call:
-                continue
-            for j, their in enumerate(their_call.get(key, [])):
-                if their.get("name") in ("error", "error_code", "error_status"):
-                    origins[("calls", name, key, len(call[key]))] = (("calls", name, key, j), source)
-                    call[key].append(copy.deepcopy(their))
+            if key in self.call:
+                self._outputs(key)
+        if "finish_reasons" in self.theirs and "finish_reasons" not in self.call:
+            self.call["finish_reasons"] = copy.deepcopy(self.theirs["finish_reasons"])
+            self.origins[(*self.at, "finish_reasons")] = ((*self.at, "finish_reasons"), self.source)
+
+    def _outputs(self, key: str) -> None:
+        own = {item["name"] for item in self.call[key]}
+        for j, their in enumerate(self.theirs.get(key, [])):
+            name = their.get("name") if isinstance(their, dict) else None
+            if name in BORROWED_OUTPUTS or (name in ONCE_OUTPUTS and name not in own):
+                self.origins[(*self.at, key, len(self.call[key]))] = ((*self.at, key, j), self.source)
+                self.call[key].append(copy.deepcopy(their))
+
+
+def _messages_field(data: Any, *, with_converter: bool) -> tuple[dict[str, Any] | None, int]:
+    """The first data field sent as `"${messages}"` (with, or without, a converter)."""
+    for i, item in enumerate(data if isinstance(data, list) else []):
+        if isinstance(item, dict) and item.get("value") == "${messages}" and ("converter" in item) == with_converter:
+            return item, i
+    return None, -1
 
 
 def _own_auth(call: dict[str, Any]) -> bool:

@@ -1,20 +1,21 @@
 """The original LLM JSON format's parts in the project's spelling: variables, parameters, resp, filters.
 
 Each function takes an original value and its JSON path in the ORIGINAL document, and returns
-the project's form of it or raises SpecError naming that path.
+the project's form of it or raises SpecError naming that path. Only the original spelling is
+checked here (its keys, names, ops and shapes); what the values mean (regular expressions,
+paths, converters, operands) is checked once, by the compiler, and reported at the original path.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from bridge.upstreams.spec import converters
+from bridge.upstreams.spec.converters import suggest
 from bridge.upstreams.spec.errors import SpecError
-from bridge.upstreams.spec.paths import PathError, compile_path
-from bridge.upstreams.spec.templates import PLACEHOLDER
+from bridge.upstreams.spec.templates import Malformed, parse, unparse
 
 Where = list[str | int]
 KEPT = ("model", "messages", "prompt")  # variables that keep their name; `apikey` is `api_key`
@@ -29,12 +30,6 @@ _ITEM = "{name, value, converter}"
 
 def fail(where: Sequence[str | int], message: str) -> NoReturn:
     raise SpecError(where, message)
-
-
-def suggest(word: object, known: Sequence[str]) -> str:
-    """` (did you mean 'x'?)` for a likely typo, else ''."""
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6) if isinstance(word, str) else []
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_keys(raw: dict[str, Any], known: Sequence[str], where: Where, what: str) -> None:
@@ -57,14 +52,11 @@ def value(raw: Any, where: Where, local: Sequence[str] = ()) -> Any:
 
 
 def text(raw: str, where: Where, local: Sequence[str] = ()) -> str:
-    if "${" in PLACEHOLDER.sub("", raw):
+    try:
+        pieces = parse(raw)
+    except Malformed:
         fail(where, f"malformed placeholder in {raw!r}: write ${{name}}")
-
-    def rename(match: re.Match[str]) -> str:
-        default = match.group(2)
-        return "${" + variable(match.group(1), where, local) + ("" if default is None else ":-" + default) + "}"
-
-    return PLACEHOLDER.sub(rename, raw)
+    return unparse(pieces, lambda name: variable(name, where, local))
 
 
 def variable(name: str, where: Where, local: Sequence[str]) -> str:
@@ -106,12 +98,9 @@ def params(raw: Any, where: Where, local: Sequence[str] = ()) -> list[dict[str, 
 
 
 def converter(raw: Any, where: Where) -> str:
-    """A converter's name: exactly one of the project's converters."""
-    known = list(converters.REGISTRY)
+    """A converter's name (a string); the compiler knows which names exist."""
     if not isinstance(raw, str):
-        fail(where, f"a converter is a name (a string), one of: {', '.join(known)}")
-    if raw not in known:
-        fail(where, f"unknown converter {raw!r}{suggest(raw, known)}; known: {', '.join(known)}")
+        fail(where, f"a converter is a name (a string), one of: {', '.join(converters.REGISTRY)}")
     return raw
 
 
@@ -121,27 +110,32 @@ def resp(raw: Any, where: Where, names: Sequence[str]) -> Iterator[tuple[int, di
     """(original index, project item) pairs; `usage` becomes the three usage counts."""
     if not isinstance(raw, list) or not raw:
         fail(where, f"must be a non-empty list of response items {_ITEM}")
-    known = [*names, "usage"]
     for i, item in enumerate(raw):
-        at = [*where, i]
-        if not isinstance(item, dict):
-            fail(at, f"must be a response item {_ITEM}")
-        check_keys(item, PARAM_KEYS, at, "a response item")
-        name = item.get("name")
-        if name is None:
-            fail([*at, "name"], f"missing: one of {', '.join(known)}")
-        if name not in known:
-            fail([*at, "name"], f"unknown output {name!r}{suggest(name, known)}; known: {', '.join(known)}")
-        path = key_path(item.get("value"), [*at, "value"])
-        conv = converter(item["converter"], [*at, "converter"]) if "converter" in item else None
-        if name == "usage":
-            if conv is not None:
-                fail([*at, "converter"], "usage reads the provider's whole usage object, so it takes no "
-                                         "converter (give usage.total_tokens etc. their own items)")
-            for count in USAGE:
-                yield i, {"name": count, "value": f"{path}.{count[6:]}" if path not in ("", ".") else count[6:]}
-        else:
-            yield i, {"name": name, "value": path, **({"converter": conv} if conv else {})}
+        yield from ((i, out) for out in _resp_item(item, [*where, i], [*names, "usage"]))
+
+
+def _resp_item(item: Any, at: Where, known: list[str]) -> list[dict[str, Any]]:
+    if not isinstance(item, dict):
+        fail(at, f"must be a response item {_ITEM}")
+    check_keys(item, PARAM_KEYS, at, "a response item")
+    name = _output(item.get("name"), [*at, "name"], known)
+    path = key_path(item.get("value"), [*at, "value"])
+    conv = converter(item["converter"], [*at, "converter"]) if "converter" in item else None
+    if name != "usage":
+        return [{"name": name, "value": path, **({"converter": conv} if conv else {})}]
+    if conv is not None:
+        fail([*at, "converter"], "usage reads the provider's whole usage object, so it takes no "
+                                 "converter (give usage.total_tokens etc. their own items)")
+    prefix = f"{path}." if path not in ("", ".") else ""
+    return [{"name": count, "value": prefix + count[6:]} for count in USAGE]
+
+
+def _output(name: Any, where: Where, known: list[str]) -> str:
+    if name is None:
+        fail(where, f"missing: one of {', '.join(known)}")
+    if name not in known:
+        fail(where, f"unknown output {name!r}{suggest(name, known)}; known: {', '.join(known)}")
+    return str(name)
 
 
 def key_path(raw: Any, where: Where) -> str:
@@ -149,23 +143,12 @@ def key_path(raw: Any, where: Where) -> str:
         fail(where, "missing: a key path into the answer, e.g. choices[0].messages[0].text")
     if not isinstance(raw, str):
         fail(where, "must be a key path (a string), e.g. choices[0].messages[0].text")
-    try:
-        compile_path(raw)
-    except PathError as exc:
-        fail(where, str(exc))
     return raw
 
 
 def regex(raw: Any, where: Where) -> str:
     if not isinstance(raw, str):
         fail(where, 'must be a regular expression (a string), e.g. "data: (.*)"')
-    try:
-        pattern = re.compile(raw)
-    except re.error as exc:
-        fail(where, f"bad regular expression {raw!r}: {exc}")
-    if pattern.groups > 1:
-        fail(where, f"{raw!r} has {pattern.groups} capturing groups: keep one, around the JSON, "
-                    "and write the others as (?:...)")
     return raw
 
 
@@ -178,34 +161,29 @@ def chunk_filter(raw: Any, where: Where, names: Sequence[str]) -> Iterator[tuple
     else:
         fail(where, "must be a rule {name, op, value, field} or a list of them")
     for at, rule in rules:
-        if not isinstance(rule, dict):
-            fail(at, "must be a rule {name, op, value, field}")
-        check_keys(rule, FILTER_KEYS, at, "a chunk_filter rule")
-        out: dict[str, Any] = {"path": key_path(rule.get("name"), [*at, "name"])}
-        op = rule.get("op")
-        if op is None:
-            fail([*at, "op"], f"missing: one of {', '.join(OPS)}")
-        if op not in OPS:
-            words = [k for k in OPS if k[0].isalpha()]  # a symbol's close match is mostly another symbol
-            fail([*at, "op"], f"unknown op {op!r}{suggest(op, words)}; known: {', '.join(OPS)}")
-        out["op"] = OPS[op]
-        if out["op"] not in ("exists", "not_exists"):
-            out["value"] = _operand(rule, op, at)
-        field = rule.get("field")
-        if field is not None:
-            known = [*names, "usage"]
-            if field not in known:
-                fail([*at, "field"], f"unknown output {field!r}{suggest(field, known)}; known: {', '.join(known)}")
-            out["fields"] = list(USAGE) if field == "usage" else [field]
-        yield at, out
+        yield at, _rule(rule, at, [*names, "usage"])
 
 
-def _operand(rule: dict[str, Any], op: str, at: Where) -> Any:
-    if "value" not in rule:
-        fail([*at, "value"], f"missing: op {op!r} compares with a value")
-    operand = rule["value"]
-    if op in ("in", "not in", "not_in") and not isinstance(operand, list):
-        fail([*at, "value"], f"op {op!r} needs a list value")
-    if op in (">", "<", ">=", "<=") and (isinstance(operand, bool) or not isinstance(operand, (int, float, str))):
-        fail([*at, "value"], f"op {op!r} needs a number or a string value")
-    return operand
+def _rule(rule: Any, at: Where, known: list[str]) -> dict[str, Any]:
+    if not isinstance(rule, dict):
+        fail(at, "must be a rule {name, op, value, field}")
+    check_keys(rule, FILTER_KEYS, at, "a chunk_filter rule")
+    op = _op(rule.get("op"), [*at, "op"])
+    out: dict[str, Any] = {"path": key_path(rule.get("name"), [*at, "name"]), "op": OPS[op]}
+    if OPS[op] not in ("exists", "not_exists"):
+        if "value" not in rule:
+            fail([*at, "value"], f"missing: op {op!r} compares with a value")
+        out["value"] = rule["value"]
+    if rule.get("field") is not None:
+        field = _output(rule["field"], [*at, "field"], known)
+        out["fields"] = list(USAGE) if field == "usage" else [field]
+    return out
+
+
+def _op(op: Any, where: Where) -> str:
+    if op is None:
+        fail(where, f"missing: one of {', '.join(OPS)}")
+    if op not in OPS:
+        words = [k for k in OPS if k[0].isalpha()]  # a symbol's close match is mostly another symbol
+        fail(where, f"unknown op {op!r}{suggest(op, words)}; known: {', '.join(OPS)}")
+    return str(op)
