@@ -65,6 +65,13 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def add(self, other: Usage) -> None:
+        """Count `other` in too (the rounds of a tool loop): counts and numeric extras summed."""
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.estimated = self.estimated or other.estimated
+        _add_counts(self.details, other.details)
+
     def as_dict(self) -> dict[str, Any]:
         """OpenAI's `usage` object, with any detail fields (`prompt_tokens_details`, ...) the upstream sent."""
         counts: dict[str, Any] = {
@@ -73,6 +80,17 @@ class Usage:
             "total_tokens": self.total_tokens,
         }
         return {**counts, **self.details} if self.details else counts
+
+
+def _add_counts(into: dict[str, Any], more: dict[str, Any]) -> None:
+    """Sum numbers key by key, nested objects of numbers too (`completion_tokens_details`)."""
+    for key, value in more.items():
+        mine = into.get(key)
+        if isinstance(value, dict):
+            into[key] = mine if isinstance(mine, dict) else {}
+            _add_counts(into[key], value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            into[key] = (mine if isinstance(mine, (int, float)) else 0) + value
 
 
 @dataclass(slots=True)

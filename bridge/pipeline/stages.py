@@ -93,11 +93,11 @@ def _audible(batch: Batch) -> str | None:
 
 
 class _Speakable:
-    """One answer's speech filter, and whether anything speakable came out of it."""
+    """One answer's speech filter (None: SPEECH_FILTER=off), and whether anything speakable came of it."""
 
     __slots__ = ("fallback", "log", "speech", "spoke")
 
-    def __init__(self, speech: SpeechFilter, fallback: str | None, log: RequestLog) -> None:
+    def __init__(self, speech: SpeechFilter | None, fallback: str | None, log: RequestLog) -> None:
         self.speech = speech
         self.fallback = fallback
         self.log = log
@@ -118,12 +118,14 @@ class _Speakable:
     async def _filter(self, event: TextDelta) -> bool:
         """Filter one piece in place; True when nothing of it is said now."""
         text = event.text
-        event.text = self.speech.feed(text) if len(text) <= SLICE else await self._sliced(text)
-        self.spoke = self.spoke or bool(event.text)
+        if self.speech is not None:
+            event.text = self.speech.feed(text) if len(text) <= SLICE else await self._sliced(text)
+        self.spoke = self.spoke or (bool(event.text) and not event.text.isspace())
         return not event.text
 
     async def _sliced(self, text: str) -> str:
         """A huge piece, filtered a slice at a time with the event loop free in between."""
+        assert self.speech is not None
         out: list[str] = []
         for start in range(0, len(text), SLICE):
             out.append(self.speech.feed(text[start:start + SLICE]))
@@ -145,7 +147,7 @@ class _Speakable:
 
     def _finish(self) -> Batch:
         """The text still held; or, when the answer had nothing speakable, the fallback phrase."""
-        rest = self.speech.finish()
+        rest = self.speech.finish() if self.speech is not None else ""
         if rest:
             self.spoke = True
             return [TextDelta(rest)]
@@ -155,9 +157,9 @@ class _Speakable:
         return [TextDelta(self.fallback)] if self.fallback else []
 
 
-async def speakable(batches: AsyncGenerator[Batch, None], speech: SpeechFilter, fallback: str | None,
+async def speakable(batches: AsyncGenerator[Batch, None], speech: SpeechFilter | None, fallback: str | None,
                     log: RequestLog) -> AsyncGenerator[Batch, None]:
-    """The answer through the speech filter; `fallback` is said when nothing speakable is left."""
+    """The answer through the speech filter (if on); `fallback` is said when nothing speakable is left."""
     stage = _Speakable(speech, fallback, log)
     async with aclosing(batches):
         async for batch in batches:

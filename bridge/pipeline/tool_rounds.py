@@ -168,9 +168,7 @@ class ToolRounds:
             elif type(event) is Finish:
                 current.finish = event
             elif type(event) is Usage:
-                usage.prompt_tokens += event.prompt_tokens
-                usage.completion_tokens += event.completion_tokens
-                usage.estimated = usage.estimated or event.estimated
+                usage.add(event)
             else:
                 out.append(event)
         return out
