@@ -1,3 +1,3 @@
 """voice-llm-bridge: lets real-time voice platforms talk to any large language model."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

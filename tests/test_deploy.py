@@ -12,6 +12,8 @@ import json
 import math
 import re
 import shlex
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import pytest
 import yaml
 
 from bridge.config import Settings, read_settings
+from bridge.config.agents import PROCESS_WIDE
 from bridge.process.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,9 +101,15 @@ def secret_example() -> dict[str, Any]:
     return docs[0]
 
 
+def configmap() -> dict[str, Any]:
+    (doc,) = manifests()["configmap.yaml"]
+    assert doc["kind"] == "ConfigMap"
+    return doc
+
+
 def manifest_settings() -> Settings:
-    """Settings as a pod would build them: the example Secret's keys, then the explicit env."""
-    return read_settings({**secret_example()["stringData"], **container_env()})
+    """Settings as a pod would build them: the ConfigMap's and the example Secret's keys, then the explicit env."""
+    return read_settings({**configmap()["data"], **secret_example()["stringData"], **container_env()})
 
 
 def setting(settings: Settings, name: str) -> Any:
@@ -382,6 +391,43 @@ def test_env_is_valid_documented_config_and_secrets_stay_in_the_secret() -> None
         assert "replace" in value, f"{key}: secret.example.yaml holds placeholders only"
 
 
+def test_the_deployment_sets_no_upstream_setting_outside_the_configmap_and_secret() -> None:
+    """`env` would silently win over the operator's ConfigMap and Secret: only the process's own settings
+    (one listener, one drain, one cap: what an agent may not set either) belong there."""
+    env_names = {e["name"] for e in container().get("env", [])}
+    assert env_names <= PROCESS_WIDE, env_names - PROCESS_WIDE
+    (ref,) = [src["configMapRef"]["name"] for src in container()["envFrom"] if "configMapRef" in src]
+    assert ref == configmap()["metadata"]["name"]
+    for name in configmap()["data"]:
+        assert documented(name) and name not in PROCESS_WIDE, name
+
+
+def test_the_ingress_streams_keeps_sockets_open_and_terminates_tls() -> None:
+    (ingress,) = manifests()["ingress.yaml"]
+    notes = ingress["metadata"]["annotations"]
+    assert notes["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"  # SSE reaches the caller as written
+    for timeout in ("proxy-read-timeout", "proxy-send-timeout"):  # a call's socket outlives nginx's 60 s default
+        assert int(notes[f"nginx.ingress.kubernetes.io/{timeout}"]) >= 3600
+    assert notes["nginx.ingress.kubernetes.io/proxy-body-size"] == "4m"
+    assert setting(manifest_settings(), "max_body_bytes") <= 4 * 1024 * 1024
+    assert ingress["spec"]["tls"] and ingress["spec"]["tls"][0]["secretName"]
+    (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
+    service = manifests()["service.yaml"][0]
+    assert path["backend"]["service"]["name"] == service["metadata"]["name"]
+    assert path["backend"]["service"]["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_kustomize_renders_every_resource_with_a_pinned_image() -> None:
+    rendered = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60,
+                              check=True).stdout
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(rendered) if doc}
+    assert kinds == {"ConfigMap", "Service", "Deployment", "Ingress", "HorizontalPodAutoscaler",
+                     "PodDisruptionBudget"}
+    images = re.findall(r"image: (\S+)", rendered)
+    assert images and all(not image.endswith(":latest") and ":" in image for image in images)
+
+
 # --- Dockerfile and .dockerignore ----------------------------------------------------------
 
 
@@ -466,6 +512,7 @@ def test_app_json_runs_the_procfile_with_documented_valid_settings() -> None:
         assert documented(name), f"app.json: {name} is not documented in README.md"
         assert spec.get("description"), name
     values = {name: spec["value"] for name, spec in env.items() if "value" in spec}
+    assert "UPSTREAM_MODEL" not in values, "a default model would override every caller's model"
     settings = read_settings(values)  # raises ConfigError on a bad default
     assert setting(settings, "drain_timeout") + EXIT_SLACK_S < PAAS_STOP_S
     if "success_url" in manifest:
