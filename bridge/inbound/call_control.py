@@ -75,16 +75,22 @@ def chosen_action(calls: list[dict[str, Any]], settings: AnswerSettings) -> Call
 
 def spoken_text(answer: WholeAnswer, settings: AnswerSettings) -> tuple[str, str | None]:
     """The form's `Text` for an answer, and the call action taken (None, `hangup`, `transfer`, `unsupported`)."""
-    action = chosen_action(answer.calls(), settings)
-    if action is not None and action.kind == "hangup":
-        words = answer.text.strip() or action.words or settings.hangup_words
-        return f'<imsagent_hangup endword="{_clean(words)}"/>', "hangup"
-    if action is not None:
-        message = action.words or answer.text.strip()
-        parts = [f"callee={_clean(action.number)}"]
-        parts += [f"err_msg={_clean(action.error_message)}"] if action.error_message else []
-        parts += [f"msg={_clean(message)}"] if message else []
-        return f"<imsagent_transfer_call {', '.join(parts)}/>", "transfer"
+    for call in answer.calls():
+        name = call["function"]["name"]
+        if name not in settings.call_tools:
+            continue
+        arguments = _arguments(call["function"]["arguments"])
+        if name == "hangup":
+            words = answer.text.strip() or _text(arguments.get("closing_words")) or settings.hangup_words
+            return f'<imsagent_hangup endword="{_clean(words)}"/>', "hangup"
+        number = _text(arguments.get("number"))
+        if number and (not settings.transfer_numbers or number in settings.transfer_numbers):
+            message = _text(arguments.get("message")) or answer.text.strip()
+            error = _text(arguments.get("error_message"))
+            parts = [f"callee={_clean(number)}"]
+            parts += [f"err_msg={_clean(error)}"] if error else []
+            parts += [f"msg={_clean(message)}"] if message else []
+            return f"<imsagent_transfer_call {', '.join(parts)}/>", "transfer"
     if answer.tool_calls and not answer.text.strip():
         return "", "unsupported"
     return answer.text, None
