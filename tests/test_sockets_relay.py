@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,9 @@ from bridge.config import DEFAULT_FAILURE_TEXT
 from tests.conftest import BridgeFactory, FakeUpstream, LogStream, log_lines, sse, text_chunks
 from tests.socket_clients import TELNYX, TWILIO, RelayClient
 from tests.strict_openai import refusal, strict_openai
+from tests.test_tools_loop import ToolServer, model_that_uses, tool_server, tools_file, weather_tool
+
+__all__ = ["tool_server"]  # a fixture, used below by name
 
 ANSWER = ["Life is", " a journey."]
 Reply = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
@@ -345,7 +349,28 @@ async def test_a_slow_start_is_covered_by_a_filler_that_stays_out_of_the_history
     release.set()
     assert (await platform.answer())[0] == " Life is a journey."
     await platform.ask("next")
-    assert messages_sent(fake_upstream)[1] == {"role": "assistant", "content": " Life is a journey."}
+    assert messages_sent(fake_upstream)[1] == {"role": "assistant", "content": "Life is a journey."}
+
+
+async def test_a_bridge_tool_runs_behind_its_filler(bridge: BridgeFactory, fake_upstream: FakeUpstream,
+                                                    tool_server: ToolServer, tmp_path: Path,
+                                                    log_stream: LogStream) -> None:
+    model_that_uses(fake_upstream, "get_weather", {"city": "Paris"})
+    client = await bridge(upstream_env(fake_upstream, WEATHER_KEY="weather-key-123456", BRIDGE_TOOLS=tools_file(
+        tmp_path, [weather_tool(tool_server.url("/weather"))], filler="One moment, let me check.")))
+    platform = await connected(client)
+    await platform.send("prompt", voicePrompt="What's the weather in Paris?")
+    said, messages = await platform.answer()
+    assert messages[0] == {"type": "text", "token": "One moment, let me check.", "last": False}
+    assert said.endswith('Result: {"city":"Paris","sky":"sunny","celsius":21}')
+    assert tool_server.bodies == [{"city": "Paris"}]
+    await platform.ask("thanks")
+    assert messages_sent(fake_upstream)[:3] == [  # the spoken answer joins the history; the tool round does not
+        {"role": "user", "content": "What's the weather in Paris?"},
+        {"role": "assistant", "content": 'Result: {"city":"Paris","sky":"sunny","celsius":21}'},
+        {"role": "user", "content": "thanks"}]
+    turn = lines(log_stream, "turn")[0]
+    assert [(t["name"], t["outcome"]) for t in turn["tools"]] == [("get_weather", "ok")]
 
 
 # -- bad input -----------------------------------------------------------------------------------

@@ -264,8 +264,9 @@ class Session:
 
     def _finished(self, turn: Turn) -> None:
         """The turn's words join the history (trimmed to MAX_HISTORY); its line and metrics are written."""
-        if self.history is not None and turn.said:
-            self.history.append({"role": "assistant", "content": turn.text})
+        history, said = self.history, turn.text.strip()
+        if history is not None and said:
+            history.append({"role": "assistant", "content": said})
         self.trim_history()
         self.metrics.turns.labels(self.platform, turn.outcome).inc()
         self.logger.info("turn", outcome=turn.outcome, latency_ms=turn.elapsed_ms(), **turn.log.fields())
