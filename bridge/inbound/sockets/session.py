@@ -99,21 +99,28 @@ class Session:
 
     async def run(self) -> None:
         """Serve the session until the socket closes; its summary goes on the upgrade request's line."""
-        log = self.log
         try:
             await self.protocol.opened(self)
             while (message := await self._receive()) is not None:
                 await self.protocol.handle(self, message)
+        except Exception as exc:  # a bug: this session ends (1011), logged; the process serves on
+            SOCKET.failure(exc, self.log)
+            self.log.end_reason = "internal_error"
+            await self.close(WSCloseCode.INTERNAL_ERROR)
         finally:
-            if self.close_by is not None:
-                self.close_by.cancel()
+            self._summarise()  # first: nothing below may be reached if the task is cancelled again
             await self.stop_turn("interrupted")  # the caller hung up mid-answer, or the socket broke
             await self.close(WSCloseCode.OK)
-            if self.deadline is None:
-                self.metrics.sessions.labels(self.platform).dec()
-            log.platform, log.ids = self.platform, self.ids
-            log.turns, log.interrupts, log.ignored = self.turns, self.interrupts, self.ignored or None
-            log.end_reason = log.end_reason or self.ending or "closed"
+
+    def _summarise(self) -> None:
+        if self.close_by is not None:
+            self.close_by.cancel()
+        if self.deadline is None:
+            self.metrics.sessions.labels(self.platform).dec()
+        log = self.log
+        log.platform, log.ids = self.platform, self.ids
+        log.turns, log.interrupts, log.ignored = self.turns, self.interrupts, self.ignored or None
+        log.end_reason = log.end_reason or self.ending or "closed"
 
     async def _receive(self) -> dict[str, Any] | None:
         """The next JSON object from the platform; None when the session is over."""
@@ -259,6 +266,9 @@ class Session:
             if delay:
                 await asyncio.sleep(delay)
             await answer(self.agent, chat_for(self.agent, messages, self.route, self.meta), turn)
+        except Exception as exc:  # a bug while the answer went out: this turn fails, the session goes on
+            SOCKET.failure(exc, turn.log)
+            turn.outcome = "failed"
         finally:
             self._finished(turn)
 
