@@ -5,6 +5,9 @@ A route raises a `BridgeError` when it refuses a request or its answer failed be
 was sent; aiohttp raises its own HTTP errors (no route, wrong method, body too large). Both
 are answered here with the route's error table, as is a bug (a JSON 500, never a traceback).
 The outcome on the log line (status, cut, client_cancel) is written here and by the tables.
+
+A WebSocket upgrade counts as active for the socket's whole life (the drain waits for the call),
+its line is written when the socket closes, and from SIGTERM on a new one is refused (503).
 """
 
 from __future__ import annotations
