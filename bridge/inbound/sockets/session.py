@@ -101,8 +101,7 @@ class Session:
         """Serve the session until the socket closes; its summary goes on the upgrade request's line."""
         try:
             await self.protocol.opened(self)
-            while (message := await self._receive()) is not None:
-                await self.protocol.handle(self, message)
+            await self._serve()
         except Exception as exc:  # a bug: this session ends (1011), logged; the process serves on
             SOCKET.failure(exc, self.log)
             self.log.end_reason = "internal_error"
@@ -111,6 +110,14 @@ class Session:
             self._summarise()  # first: nothing below may be reached if the task is cancelled again
             await self.stop_turn("interrupted")  # the caller hung up mid-answer, or the socket broke
             await self.close(WSCloseCode.OK)
+
+    async def _serve(self) -> None:
+        while True:
+            message = await self._receive()
+            if message is None:
+                return
+            await self.protocol.handle(self, message)
+            del message  # not kept while the session waits (a Retell transcript is up to 64 KiB of JSON)
 
     def _summarise(self) -> None:
         if self.close_by is not None:
