@@ -68,6 +68,7 @@ class RelayOutput:
 
     async def finish(self, turn: Turn, action: CallAction | None) -> None:
         session = self.session
+        turn.complete = True
         if action is None:
             await session.send(text_message("", True))
             return
@@ -82,7 +83,7 @@ class RelayOutput:
 
     async def cancelled(self, turn: Turn) -> None:
         """A talk cycle that began ends with `last: true`, so the next answer starts its own."""
-        if turn.first_sent is not None:
+        if turn.first_sent is not None and not turn.complete:
             await self.session.send(text_message("", True))
 
 
@@ -108,7 +109,7 @@ class ConversationRelay:
             session.ignore("unknown type", kind)
         elif kind != "setup" and not session.ready:
             session.ignore("before setup", kind)
-        else:
+        elif session.ending is None or kind == "error":  # once the bridge ends the call, the caller goes unheard
             await handler(self, session, message)
 
     async def goodbye(self, session: Session, words: str) -> None:

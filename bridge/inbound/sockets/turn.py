@@ -73,8 +73,8 @@ class Calls:
 class Turn:
     """One answer in progress: what it said, what it called, how it ended."""
 
-    __slots__ = ("calls", "chars", "first_sent", "kept", "kept_chars", "log", "loop", "number", "outcome", "output",
-                 "started")
+    __slots__ = ("calls", "chars", "complete", "first_sent", "kept", "kept_chars", "log", "loop", "number", "outcome",
+                 "output", "started")
 
     def __init__(self, number: int, log: RequestLog, output: Output, calls: Calls) -> None:
         self.number = number
@@ -88,6 +88,7 @@ class Turn:
         self.kept_chars = 0
         self.chars = 0  # everything sent, fillers included: the speech still to be heard
         self.first_sent: float | None = None
+        self.complete = False  # the platform was told the answer is complete (`last: true`, `content_complete`)
 
     @property
     def said(self) -> bool:
