@@ -115,6 +115,7 @@ async def test_a_newer_response_id_supersedes_the_answer_in_progress(
         events.append(await platform.next())
     assert {e["response_id"] for e in events} == {2} and "".join(e["content"] for e in events) == "Life is a journey."
     await platform.ws.send_json(platform.request(1, [("user", "stale")]))  # an older id is ignored
+    await platform.ws.send_json(platform.request(2, [("user", "again")]))  # and one answered already
     await platform.send("ping_pong")
     assert await platform.next() == RETELL["to_platform"]["ping_pong"]
     assert len(fake_upstream.requests) == 2
@@ -122,7 +123,7 @@ async def test_a_newer_response_id_supersedes_the_answer_in_progress(
     assert [(t["response_id"], t["outcome"]) for t in turns] == [(1, "superseded"), (2, "done")]
     await platform.ws.close()
     line = await log_stream.wait_for_line(lambda r: r.get("status") == 101)
-    assert line["interrupts"] == 1 and line["ignored"] == 1
+    assert line["interrupts"] == 1 and line["ignored"] == 2
 
 
 async def test_superseded_content_never_follows_the_newer_response(bridge: BridgeFactory,

@@ -10,7 +10,8 @@ Retell connects to the pasted URL with the call id appended and exchanges JSON m
   `response` messages under that id and ends with one `content_complete: true`. A reminder
   (the caller has been silent) adds a system message asking for a short nudge.
 - A newer `response_id` supersedes the answer in progress: its upstream call is cancelled and
-  nothing more is sent for the old id once the new one starts. An older id is ignored.
+  nothing more is sent for the old id once the new one starts. An id not newer than the last
+  one answered is ignored (its content would be sent twice).
 - `update_only` asks nothing of the model; `ping_pong` is answered with its timestamp;
   `call_details` names the call (ids logged, numbers masked; its dynamic variables bounded
   and offered to specs as `${extend.NAME}`).
@@ -90,13 +91,13 @@ class RetellOutput:
 
 
 class RetellLLM:
-    """One session's Retell state: the newest `response_id`."""
+    """One session's Retell state: the newest `response_id` answered."""
 
     name = "retell"
     __slots__ = ("response_id",)
 
     def __init__(self) -> None:
-        self.response_id = 0
+        self.response_id = -1  # none yet (the begin message is response 0, sent unasked)
 
     async def opened(self, session: Session) -> None:
         session.history = None  # each request carries the whole transcript
@@ -114,7 +115,7 @@ class RetellLLM:
         await handler(self, session, message)
 
     async def goodbye(self, session: Session, words: str) -> None:
-        final = response(self.response_id, words, True)
+        final = response(max(self.response_id, 0), words, True)
         final["end_call"] = True
         await session.send(final)
         session.ended()
@@ -141,7 +142,7 @@ class RetellLLM:
         if response_id is None or not isinstance(transcript, list):
             session.ignore("no response_id or transcript", message.get("interaction_type"))
             return
-        if response_id < self.response_id:
+        if response_id <= self.response_id:  # an older request, or one already being answered
             session.ignore("stale response_id", message.get("interaction_type"))
             return
         self.response_id = response_id
