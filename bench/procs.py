@@ -94,6 +94,17 @@ class Proc:
                     peaks.append(int(line.split()[1]) / 1024)
         return sum(peaks), max(peaks, default=0.0)
 
+    def rss_mb(self) -> float:
+        """Resident memory now (VmRSS), summed over the processes, in MB."""
+        total = 0
+        for pid in self.pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            total += sum(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        return total / 1024
+
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM, then wait; SIGKILL if it will not go."""
         if self.popen.poll() is None:

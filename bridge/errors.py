@@ -33,6 +33,7 @@ class ErrorKind(StrEnum):
     TOOL_ROUNDS = "tool_rounds"  # the model still wanted the bridge's tools after BRIDGE_TOOLS' max_rounds
     # the caller's side, and ours
     AUTH = "auth"  # the caller's token is wrong or missing
+    FORBIDDEN = "forbidden"  # the caller's proof of origin is wrong (a platform's request signature)
     NOT_FOUND = "not_found"  # no such agent (or resource) here
     BAD_REQUEST = "bad_request"  # the caller's body is invalid
     UNSUPPORTED_MEDIA = "unsupported_media_type"  # the body is not of a type the route reads

@@ -56,6 +56,11 @@ class RequestLog:
     rag_error: str | None = None
     audio_source: str | None = None
     audio_ms: int | None = None
+    # a WebSocket session, on the line of its upgrade request (bridge.inbound.sockets)
+    turns: int | None = None
+    interrupts: int | None = None
+    ignored: int | None = None  # messages that were malformed or of an unknown type
+    end_reason: str | None = None
     # the outcome: written only by the protocol's error table (bridge.render.errors) and the
     # access middleware (bridge.process.access), never by a stage
     error_kind: ErrorKind | None = None

@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests, latency, time to first token, upstream errors, streams in flight.
+"""Prometheus metrics: requests, latency, time to first token, upstream errors, streams in flight,
+WebSocket sessions and their turns.
 
 The per-request series carry the agent that answered (`agent`: bounded by the agents configured).
 
@@ -55,6 +56,14 @@ class Metrics:
                                        ["tool"], buckets=_TOOL_BUCKETS, registry=reg)
         self.tool_errors = Counter("bridge_tool_errors", "Bridge tool calls that failed, by tool and outcome.",
                                    ["tool", "outcome"], registry=reg)
+        # WebSocket platforms (ConversationRelay, Retell): one session per call, many turns each
+        self.sessions = Gauge("bridge_socket_sessions", "WebSocket sessions open, by platform.", ["platform"],
+                              registry=reg, multiprocess_mode="livesum")
+        self.turns = Counter("bridge_socket_turns", "Turns answered on WebSocket sessions, by platform and outcome "
+                             "(done, interrupted, superseded, failed).", ["platform", "outcome"], registry=reg)
+        self.interrupts = Counter("bridge_socket_interrupts", "Answers the caller talked over, by platform "
+                                  "(ConversationRelay's interrupt; Retell: a newer response_id).", ["platform"],
+                                  registry=reg)
 
         # The per-request series, looked up once per label set (a `labels()` call takes a lock
         # and builds a key: about 2% of the CPU per stream).

@@ -17,6 +17,7 @@ from bridge.config.model import (
     RagSettings,
     ServerSettings,
     Settings,
+    SocketSettings,
     UpstreamSettings,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "RagSettings",
     "ServerSettings",
     "Settings",
+    "SocketSettings",
     "UpstreamSettings",
     "check_files",
     "check_url",

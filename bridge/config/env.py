@@ -28,6 +28,7 @@ from bridge.config.model import (
     RagSettings,
     ServerSettings,
     Settings,
+    SocketSettings,
     UpstreamSettings,
 )
 
@@ -61,6 +62,10 @@ def _read(get: Reader) -> Settings:
         answer=_answer(get, env),
         rag=_rag(get),
         audio=_audio(get),
+        sockets=SocketSettings(
+            idle_timeout=get.number("SESSION_IDLE_TIMEOUT", 300.0, lo=0.1, hi=86_400),
+            twilio_auth_token=get.text("TWILIO_AUTH_TOKEN"),
+        ),
         tokens=_tokens(get),
         tools_file=get.text("BRIDGE_TOOLS"),
         env=env,
@@ -98,7 +103,17 @@ def _server(get: Reader) -> ServerSettings:
         metrics_token=get.text("METRICS_TOKEN"),
         log_level=get.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
         agents_file=get.text("BRIDGE_AGENTS"),
+        public_url=_public_url(get.text("PUBLIC_URL")),
     )
+
+
+def _public_url(raw: str | None) -> str | None:
+    """PUBLIC_URL: an absolute http(s) or ws(s) URL with a host (the scheme platforms use varies)."""
+    if raw is not None:
+        scheme, _, rest = raw.partition("://")
+        if scheme not in ("http", "https", "ws", "wss") or not rest.split("/", 1)[0]:
+            raise ConfigError(f"PUBLIC_URL: must be an https:// (or wss://) URL with a host, got {raw!r}")
+    return raw
 
 
 def _upstream(get: Reader) -> UpstreamSettings:
@@ -152,6 +167,7 @@ def _answer(get: Reader, env: Mapping[str, str]) -> AnswerSettings:
         max_tool_calls=get.integer("MAX_TOOL_CALLS", 16, lo=1, hi=128),
         reasoning=get.choice("REASONING", ("DROP", "PASS"), "DROP") == "PASS",
         max_tool_argument_chars=get.integer("MAX_TOOL_ARGUMENT_CHARS", 65_536, lo=1024, hi=8 << 20),
+        greeting=get.text("GREETING"),
     )
 
 

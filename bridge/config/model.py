@@ -70,6 +70,7 @@ class ServerSettings:
     metrics_token: str | None = None
     log_level: str = "INFO"
     agents_file: str | None = None  # BRIDGE_AGENTS
+    public_url: str | None = None  # PUBLIC_URL: where platforms reach the bridge (the Twilio signature's host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,15 @@ class AnswerSettings:
     max_tool_calls: int = 16  # bridge tool calls run in one round
     reasoning: bool = False  # REASONING=pass: OpenAI chat callers receive the model's reasoning (never spoken)
     max_tool_argument_chars: int = 65_536  # of one tool call's arguments, as the model streams them
+    greeting: str | None = None  # GREETING: what a socket session says first (None: wait for the caller)
+
+
+@dataclass(frozen=True, slots=True)
+class SocketSettings:
+    """The WebSocket platforms' sessions (Twilio/Telnyx ConversationRelay, Retell)."""
+
+    idle_timeout: float = 300.0  # SESSION_IDLE_TIMEOUT: a session that hears nothing this long is closed
+    twilio_auth_token: str | None = None  # TWILIO_AUTH_TOKEN: checks ConversationRelay's X-Twilio-Signature
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +130,7 @@ class Settings:
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     rag: RagSettings = field(default_factory=RagSettings)
     audio: AudioSettings = field(default_factory=AudioSettings)
+    sockets: SocketSettings = field(default_factory=SocketSettings)
     tokens: tuple[str, ...] = ()
     tools_file: str | None = None  # BRIDGE_TOOLS
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -132,7 +143,8 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every configured secret value, for log and error-text redaction."""
         up = self.upstream
-        values = [*self.tokens, up.openai_api_key, up.api_key, self.server.metrics_token]
+        values = [*self.tokens, up.openai_api_key, up.api_key, self.server.metrics_token,
+                  self.sockets.twilio_auth_token]
         values += [backup.api_key for backup in up.backups]
         values += [v for k, v in self.env.items() if looks_secret(k)]
         return sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)

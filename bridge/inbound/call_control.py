@@ -1,8 +1,10 @@
-"""Ending and transferring calls on IMS's Alibaba-spec form route, which has no tool channel.
+"""Ending and transferring calls: the tools offered to the model, and the action it chose.
 
-With CALL_TOOLS the model is offered a `hangup` and/or a `transfer` tool. When it calls one,
-the form's `Text` carries the text command Alibaba's guide "automatic hang-up/transfer"
-documents for any self-developed model (tests/fixtures/platforms/ims_call_control.json):
+With CALL_TOOLS the model is offered a `hangup` and/or a `transfer` tool; `chosen_action` is
+the call it made. The socket platforms (bridge/inbound/sockets/) carry it in their own end
+messages. IMS's Alibaba-spec form route, which has no tool channel, carries it in the form's
+`Text` as the text command Alibaba's guide "automatic hang-up/transfer" documents for any
+self-developed model (tests/fixtures/platforms/ims_call_control.json):
 
     <imsagent_hangup endword="Goodbye."/>
     <imsagent_transfer_call callee=10086, err_msg=..., msg=.../>
@@ -13,6 +15,7 @@ else HANGUP_WORDS). Values are cleaned of the characters that would end the comm
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from bridge import jsonutil
@@ -39,6 +42,35 @@ def tool_definitions(settings: AnswerSettings) -> list[dict[str, Any]]:
                                                   "description": "What to say if the transfer fails."}},
                                ["number"]))
     return tools
+
+
+@dataclass(frozen=True, slots=True)
+class CallAction:
+    """A call-control tool the model called, its arguments checked against the settings."""
+
+    kind: str  # "hangup" or "transfer"
+    words: str = ""  # hangup: its closing_words; transfer: its message (what to say as it starts)
+    number: str = ""  # transfer: the number, one of TRANSFER_NUMBERS when that is set
+    error_message: str = ""  # transfer: what to say if it fails
+
+
+def chosen_action(calls: list[dict[str, Any]], settings: AnswerSettings) -> CallAction | None:
+    """The first call among `calls` (OpenAI-shaped) that CALL_TOOLS allows, with usable arguments.
+
+    A transfer to a number not in TRANSFER_NUMBERS is skipped, as is a tool CALL_TOOLS leaves out.
+    """
+    for call in calls:
+        name = call["function"]["name"]
+        if name not in settings.call_tools:
+            continue
+        arguments = _arguments(call["function"]["arguments"])
+        if name == "hangup":
+            return CallAction("hangup", _text(arguments.get("closing_words")))
+        number = _text(arguments.get("number"))
+        if number and (not settings.transfer_numbers or number in settings.transfer_numbers):
+            return CallAction("transfer", _text(arguments.get("message")), number,
+                              _text(arguments.get("error_message")))
+    return None
 
 
 def spoken_text(answer: WholeAnswer, settings: AnswerSettings) -> tuple[str, str | None]:

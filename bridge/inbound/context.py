@@ -68,6 +68,14 @@ def agent_for(request: web.Request, token: str | None, refusal: str = "Invalid o
             agent = None
     if agent is None:
         raise BridgeError(ErrorKind.AUTH, refusal)
+    return use_agent(request, agent)
+
+
+def use_agent(request: web.Request, agent: Agent) -> Agent:
+    """Keep `agent` for this request (released when the answer is done) and name it on the log line.
+
+    For a route that established the caller otherwise (a platform's signed handshake).
+    """
     agent.enter()
     request[AGENT] = agent
     log_of(request).agent = agent.name

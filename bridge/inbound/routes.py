@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from bridge.inbound import sockets
 from bridge.inbound.agora_audio import CLIPS, Clips, handle_audio
 from bridge.inbound.agora_rag import handle_rag
 from bridge.inbound.alibaba_form import handle_form
 from bridge.inbound.openai.routes import handle_chat, handle_models
-from bridge.render.errors import FORM, OPENAI, ErrorReplies
+from bridge.inbound.sockets import handle_relay, handle_retell
+from bridge.render.errors import FORM, OPENAI, SOCKET, ErrorReplies
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -38,9 +40,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/models", handle_models, OPENAI),
     Route("POST", "/rag/chat/completions", handle_rag, OPENAI),
     Route("POST", "/audio/chat/completions", handle_audio, OPENAI),
+    Route("GET", "/conversation-relay", handle_relay, SOCKET),
+    Route("GET", "/retell/{call_id}", handle_retell, SOCKET),
+    Route("GET", "/retell/{token}/{call_id}", handle_retell, SOCKET),
 )
 
 
 def setup(app: web.Application) -> None:
-    """What the routes keep per process (the audio clips, read once)."""
+    """What the routes keep per process (the audio clips, read once; the open socket sessions)."""
     app[CLIPS] = Clips()
+    sockets.setup(app)

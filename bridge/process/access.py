@@ -5,6 +5,9 @@ A route raises a `BridgeError` when it refuses a request or its answer failed be
 was sent; aiohttp raises its own HTTP errors (no route, wrong method, body too large). Both
 are answered here with the route's error table, as is a bug (a JSON 500, never a traceback).
 The outcome on the log line (status, cut, client_cancel) is written here and by the tables.
+
+A WebSocket upgrade counts as active for the socket's whole life (the drain waits for the call),
+its line is written when the socket closes, and from SIGTERM on a new one is refused (503).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
     state.active += 1
     try:
         response: web.StreamResponse
-        if state.closing:
+        if state.closing or (state.draining and _is_upgrade(request)):
             refusal = errors_for(request).reply(BridgeError(
                 ErrorKind.SHUTDOWN, "The server is shutting down; retry on another."), log)
             refusal.force_close()
@@ -74,6 +77,12 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         if agent is not None:
             agent.leave()
         _finish(request, state, log, status, time.perf_counter() - started)
+
+
+def _is_upgrade(request: web.Request) -> bool:
+    """A WebSocket handshake: refused from SIGTERM on, since a call begun now would be cut at the drain's end
+    (a platform such as Twilio then moves on to its action URL, which can connect the call again elsewhere)."""
+    return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
 async def _handled(request: web.Request, handler: Handler, log: RequestLog) -> web.StreamResponse:

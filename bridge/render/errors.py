@@ -26,8 +26,8 @@ from bridge.log import RequestLog
 from bridge.render.json_reply import json_reply
 
 # Kinds that describe the caller's request, not the answer: the form route names no `kind` for them.
-CALLER_KINDS = frozenset({ErrorKind.AUTH, ErrorKind.NOT_FOUND, ErrorKind.BAD_REQUEST, ErrorKind.UNSUPPORTED_MEDIA,
-                          ErrorKind.BODY_TIMEOUT, ErrorKind.OVERLOADED})
+CALLER_KINDS = frozenset({ErrorKind.AUTH, ErrorKind.FORBIDDEN, ErrorKind.NOT_FOUND, ErrorKind.BAD_REQUEST,
+                          ErrorKind.UNSUPPORTED_MEDIA, ErrorKind.BODY_TIMEOUT, ErrorKind.OVERLOADED})
 # OpenAI's `error.type` by status.
 _OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
                  404: "invalid_request_error", 405: "invalid_request_error", 408: "invalid_request_error",
@@ -111,6 +111,7 @@ _COMMON = {
     ErrorKind.UPSTREAM_TIMEOUT: 504,
     ErrorKind.SHUTDOWN: 503,
     ErrorKind.AUTH: 401,
+    ErrorKind.FORBIDDEN: 403,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.BAD_REQUEST: 400,
     ErrorKind.UNSUPPORTED_MEDIA: 415,
@@ -130,6 +131,11 @@ an upstream 429 or 400 is passed on as such, every other upstream failure is a g
 FORM = ErrorReplies("form", plain_body, _COMMON)
 """IMS's form route: with FALLBACK_TEXT empty a failed answer is a gateway error (502/503/504),
 whatever the upstream said; the body names the failure's kind."""
+
+SOCKET = ErrorReplies("socket", plain_body, _COMMON)
+"""The WebSocket platforms (ConversationRelay, Retell): a refused handshake is answered before the
+upgrade (401 token, 403 signature, 404 agent, 503 draining); once the socket is open, a failed
+turn is spoken (the failure phrase) and recorded on the turn's log line, never an HTTP status."""
 
 
 def caller_left(log: RequestLog) -> None:

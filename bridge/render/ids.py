@@ -38,3 +38,8 @@ def completion_id() -> str:
 def audio_id() -> str:
     """An audio reply's id: `audio_...`."""
     return _IDS.next("audio").replace("-", "_", 1)
+
+
+def session_id() -> str:
+    """A WebSocket session's id, on its log lines beside the platform's own: `sess-...`."""
+    return _IDS.next("sess")
