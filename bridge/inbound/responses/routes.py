@@ -72,10 +72,8 @@ async def stream_reply(request: web.Request, turn: Turn, events: AsyncGenerator[
         try:
             async with aclosing(events):
                 async for batch in events:
-                    out = builder.batch(batch)
-                    if writer.response is None:
-                        out = builder.start() + out
-                    await writer.write(sse_frames(out))
+                    head = builder.start() if writer.response is None else []
+                    await writer.write(sse_frames(head + builder.batch(batch)))
         except ConnectionError:
             raise
         except Exception as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -79,11 +80,12 @@ def decode(record: bytes) -> Conversation | None:
 
 
 class MemoryStore:
-    """Records in this process, oldest first: at most `max_count`, each for `ttl` seconds."""
+    """Records in this process, oldest first: at most `max_count`, each for `ttl` seconds (by `clock`)."""
 
-    def __init__(self, max_count: int, ttl: float) -> None:
+    def __init__(self, max_count: int, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_count = max_count
         self.ttl = ttl
+        self.clock = clock
         self._records: OrderedDict[str, tuple[float, bytes]] = OrderedDict()  # key -> (expiry, record)
 
     def __len__(self) -> int:
@@ -91,12 +93,12 @@ class MemoryStore:
 
     async def get(self, key: str) -> bytes | None:
         found = self._records.get(key)
-        if found is None or found[0] <= time.monotonic():
+        if found is None or found[0] <= self.clock():
             return None
         return found[1]
 
     async def put(self, key: str, value: bytes) -> None:
-        now = time.monotonic()
+        now = self.clock()
         self._records[key] = (now + self.ttl, value)
         self._records.move_to_end(key)
         while self._records:  # the oldest are first: expired ones, then any over the count
