@@ -376,6 +376,16 @@ def _text(value: Any, params: dict[str, Any], echo: dict[str, Any]) -> None:
     if not isinstance(value, dict):
         raise ChatError("'text' must be an object.", "text")
     fmt = value.get("format") or {"type": "text"}
+    _response_format(fmt, params)
+    verbosity = value.get("verbosity")
+    if verbosity is not None:
+        if not isinstance(verbosity, str):
+            raise ChatError("text.verbosity must be a string.", "text.verbosity")
+        params["verbosity"] = verbosity
+    echo["text"] = {"format": fmt, **({"verbosity": verbosity} if verbosity is not None else {})}
+
+
+def _response_format(fmt: Any, params: dict[str, Any]) -> None:
     kind = fmt.get("type") if isinstance(fmt, dict) else None
     if kind == "json_schema":
         params["response_format"] = {"type": "json_schema", "json_schema": _json_schema(fmt)}
@@ -383,12 +393,6 @@ def _text(value: Any, params: dict[str, Any], echo: dict[str, Any]) -> None:
         params["response_format"] = {"type": "json_object"}
     elif kind != "text":
         raise ChatError("text.format.type must be text, json_object or json_schema.", "text.format.type")
-    verbosity = value.get("verbosity")
-    if verbosity is not None:
-        if not isinstance(verbosity, str):
-            raise ChatError("text.verbosity must be a string.", "text.verbosity")
-        params["verbosity"] = verbosity
-    echo["text"] = {"format": fmt, **({"verbosity": verbosity} if verbosity is not None else {})}
 
 
 def _json_schema(fmt: dict[str, Any]) -> dict[str, Any]:
