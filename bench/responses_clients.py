@@ -29,7 +29,8 @@ from typing import Any
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import ROOT, free_port, service_env  # noqa: E402  (bench/ is not a package)
+
+from procs import ROOT, free_port, service_env
 
 CLIENT_PINS = ("livekit-agents[openai]==1.8.9", "livekit-plugins-openai==1.8.9", "pipecat-ai[openai]==1.14.0")
 DEFAULT_VENV = ROOT / "bench" / "results" / "clients-venv"
