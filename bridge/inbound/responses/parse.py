@@ -201,7 +201,7 @@ def input_messages(value: Any, dropped: list[str]) -> list[Message]:
 
 def _message_item(messages: list[Message], where: str, item: dict[str, Any]) -> None:
     role = item.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise ChatError(f"{where}.role must be one of {', '.join(sorted(ROLES))}.", f"{where}.role")
     messages.append({"role": role, "content": _content(where, item.get("content"), role)})
 
@@ -375,24 +375,27 @@ def _text(value: Any, params: dict[str, Any], echo: dict[str, Any]) -> None:
         return
     if not isinstance(value, dict):
         raise ChatError("'text' must be an object.", "text")
-    fmt = value.get("format") or {"type": "text"}
-    _response_format(fmt, params)
+    shown = _response_format(value.get("format") or {"type": "text"}, params)
     verbosity = value.get("verbosity")
     if verbosity is not None:
         if not isinstance(verbosity, str):
             raise ChatError("text.verbosity must be a string.", "text.verbosity")
         params["verbosity"] = verbosity
-    echo["text"] = {"format": fmt, **({"verbosity": verbosity} if verbosity is not None else {})}
+    echo["text"] = {"format": shown, **({"verbosity": verbosity} if verbosity is not None else {})}
 
 
-def _response_format(fmt: Any, params: dict[str, Any]) -> None:
+def _response_format(fmt: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """The format as `response_format` in `params`; returned as the response object shows it."""
     kind = fmt.get("type") if isinstance(fmt, dict) else None
     if kind == "json_schema":
-        params["response_format"] = {"type": "json_schema", "json_schema": _json_schema(fmt)}
-    elif kind == "json_object":
+        schema = _json_schema(fmt)
+        params["response_format"] = {"type": "json_schema", "json_schema": schema}
+        return {"type": "json_schema", **schema}
+    if kind == "json_object":
         params["response_format"] = {"type": "json_object"}
     elif kind != "text":
         raise ChatError("text.format.type must be text, json_object or json_schema.", "text.format.type")
+    return {"type": kind}
 
 
 def _json_schema(fmt: dict[str, Any]) -> dict[str, Any]:
