@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from bridge.config import ConfigError, read_settings
 from bridge.inbound.responses.store import Conversation, MemoryStore, decode, fit
 
 
@@ -33,3 +36,17 @@ def test_a_conversation_too_large_loses_its_oldest_messages_never_a_calls_result
 
 def test_a_record_that_is_not_ours_reads_as_none():
     assert decode(b"not json") is None and decode(b'{"agent": 1, "messages": []}') is None
+
+
+def test_the_store_settings_are_checked_and_a_password_in_the_url_is_a_secret():
+    settings = read_settings({"RESPONSES_STORE_URL": "rediss://:s3cret-pass@redis.internal:6380/2",
+                              "RESPONSES_STORE_MAX": "50", "RESPONSES_STORE_TTL": "90",
+                              "RESPONSES_STORE_MAX_BYTES": "4096"})
+    assert (settings.responses.store_max, settings.responses.store_ttl, settings.responses.store_max_bytes) == (
+        50, 90.0, 4096)
+    assert "s3cret-pass" in settings.secrets()  # masked in every log line
+    with pytest.raises(ConfigError, match="RESPONSES_STORE_URL") as caught:
+        read_settings({"RESPONSES_STORE_URL": "http://user:s3cret-pass@redis.internal"})
+    assert "s3cret-pass" not in str(caught.value)
+    with pytest.raises(ConfigError, match="RESPONSES_STORE_MAX_BYTES"):
+        read_settings({"RESPONSES_STORE_MAX_BYTES": "10"})
