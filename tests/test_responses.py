@@ -191,7 +191,7 @@ async def test_store_false_keeps_nothing(bridge, fake_upstream):
     assert unstored.output_text == "Hello, world!"
 
 
-async def test_a_stored_response_expires(bridge, fake_upstream):
+async def test_the_oldest_stored_response_goes_past_responses_store_max(bridge, fake_upstream):
     client = await bridge(env_for(fake_upstream, RESPONSES_STORE_MAX="1"))
     async with sdk(client) as oai:
         first = await oai.responses.create(model="m", input="one")
