@@ -54,15 +54,17 @@ class ErrorKind(StrEnum):
 
 class BridgeError(Exception):
     """A failure with its kind. `param` names the caller's offending field (bad requests);
-    `retry_after` (seconds) is passed on to the caller when set."""
+    `retry_after` (seconds) is passed on to the caller when set; `code`, when set, is the error
+    body's code in place of the protocol's code for the kind (OpenAI's `previous_response_not_found`)."""
 
     def __init__(self, kind: ErrorKind, message: str, *, param: str | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.param = param
         self.retry_after = retry_after
+        self.code = code
 
 
 def overloaded() -> BridgeError:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 TOKEN = "hostile-token-123456"
 ROUTES = ("/", "/v1/chat/completions", "/chat/completions", "/rag/chat/completions", "/audio/chat/completions")
+RESPONSES_ROUTES = ("/v1/responses", "/responses")
 Request = tuple[str, bytes, dict[str, str]]
 
 json_values = st.recursive(
@@ -43,6 +44,24 @@ chat_bodies = st.fixed_dictionaries(
         "n": values, "metadata": values, "store": values, "maxTokens": values, "user_id": values,
     },
 )
+# The Responses API's create bodies (https://platform.openai.com/docs/api-reference/responses/create).
+response_parts = st.lists(st.fixed_dictionaries({}, optional={
+    "type": st.sampled_from(["input_text", "output_text", "refusal", "input_image", "input_audio", "input_file"])
+    | values, "text": values, "refusal": values, "image_url": values, "input_audio": values, "file_data": values}),
+    max_size=3)
+response_items = st.lists(st.fixed_dictionaries({}, optional={
+    "type": st.sampled_from(["message", "function_call", "function_call_output", "reasoning"]) | values,
+    "role": st.sampled_from(["user", "assistant", "system", "developer", "tool"]) | values,
+    "content": values | response_parts, "call_id": values, "name": values, "arguments": values,
+    "output": values | response_parts}), max_size=5)
+responses_bodies = st.fixed_dictionaries({}, optional={
+    "input": response_items | values, "model": values, "stream": st.booleans() | values, "instructions": values,
+    "tools": values | st.lists(st.fixed_dictionaries({"type": st.just("function") | values},
+                                                     optional={"name": values, "parameters": values,
+                                                               "strict": values})),
+    "tool_choice": values, "temperature": values, "max_output_tokens": values, "metadata": values, "store": values,
+    "previous_response_id": values, "text": values, "reasoning": values, "background": values, "user_id": values,
+})
 content_types = st.sampled_from([
     "application/json", "application/x-www-form-urlencoded", "multipart/form-data; boundary=xyz",
     "multipart/form-data", "text/plain", "application/json; charset=latin-1", "", "*/*; x=\x7f",
@@ -95,13 +114,20 @@ requests: st.SearchStrategy[Request] = st.one_of(
     st.tuples(st.sampled_from(ROUTES[1:]), chat_bodies | json_values).map(lambda pair: _json_request(*pair)),
     st.tuples(st.sampled_from(ROUTES[1:]), st.binary(max_size=500).map(lambda b: b'{"messages": "' + b + b'"}'))
     .map(lambda pair: _json_request(*pair)),
+    st.tuples(st.sampled_from(RESPONSES_ROUTES), responses_bodies | json_values).map(lambda pair: _json_request(*pair)),
+    st.tuples(st.sampled_from(RESPONSES_ROUTES), st.binary(max_size=2000),
+              content_types.map(lambda c: {"Content-Type": c, "Authorization": f"Bearer {TOKEN}"})),
 )
+RESPONSES_END = (b"response.completed", b"response.incomplete", b"response.failed")
 
 
 def answer_problem(status: int, headers: dict[str, str], body: bytes) -> str | None:
     """Why an answer breaks the rules (None when it keeps them): never a 500, always JSON or well-formed SSE."""
     if status >= 500 and status not in (502, 503, 504):
         return f"status {status}: {body[:200]!r}"
+    if headers.get("content-type", "").startswith("text/event-stream") and body.startswith(b"event: "):
+        last = body[body.rfind(b"\nevent: ") + 8:].split(b"\n", 1)[0]  # the Responses API's last event
+        return None if status == 200 and last in RESPONSES_END else f"a stream that ends with {last!r}"
     if headers.get("content-type", "").startswith("text/event-stream"):
         if status != 200 or not body.endswith(b"data: [DONE]\n\n"):
             return f"a stream that does not end with [DONE]: {body[-200:]!r}"

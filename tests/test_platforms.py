@@ -181,8 +181,8 @@ async def test_models_are_listed_in_openais_shape(bridge) -> None:
     assert (await client.get("/v1/models")).status == 401
 
 
-def test_every_platform_is_recognised_by_a_body_field_or_a_header() -> None:
+def test_every_platform_is_recognised_by_a_body_field_a_header_or_a_query_parameter() -> None:
     from bridge.inbound.platforms import PLATFORMS
     for platform in PLATFORMS:
         assert platform.detect, platform.name
-        assert all(marker.startswith(("body:", "header:")) for marker in platform.detect), platform.name
+        assert all(marker.startswith(("body:", "header:", "query:")) for marker in platform.detect), platform.name

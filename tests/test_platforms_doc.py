@@ -216,4 +216,7 @@ def test_the_summary_table_names_what_each_platform_logs() -> None:
         else:
             assert platform in by_name, row
             assert ids == {name for name, _ in by_name[platform].ids}, row
-    assert set(by_name) <= {re.findall(r"`([^`]+)`", row[-1])[0] for row in rows}
+    # A platform recognised only on the Responses API's WebSocket is documented on that page instead.
+    responses_page = (Path(__file__).parent.parent / "docs" / "platforms" / "responses.md").read_text(encoding="utf-8")
+    untabled = set(by_name) - {re.findall(r"`([^`]+)`", row[-1])[0] for row in rows}
+    assert all(f"`{name}`" in responses_page for name in untabled), untabled

@@ -26,6 +26,7 @@ from bridge.config.model import (
     ConfigError,
     Deadlines,
     RagSettings,
+    ResponsesSettings,
     ServerSettings,
     Settings,
     SocketSettings,
@@ -66,6 +67,7 @@ def _read(get: Reader) -> Settings:
             idle_timeout=get.number("SESSION_IDLE_TIMEOUT", 300.0, lo=0.1, hi=86_400),
             twilio_auth_token=get.text("TWILIO_AUTH_TOKEN"),
         ),
+        responses=_responses(get),
         tokens=_tokens(get),
         tools_file=get.text("BRIDGE_TOOLS"),
         env=env,
@@ -176,6 +178,19 @@ def _audio(get: Reader) -> AudioSettings:
     if (transcript is None) != (pcm is None):
         raise ConfigError("AUDIO_TRANSCRIPT_FILE and AUDIO_PCM_FILE: set both (a transcript and its PCM) or neither")
     return AudioSettings(transcript_file=transcript, pcm_file=pcm)
+
+
+def _responses(get: Reader) -> ResponsesSettings:
+    url = get.text("RESPONSES_STORE_URL")
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        scheme = url.partition("://")[0][:20] if "://" in url else "none"
+        raise ConfigError(f"RESPONSES_STORE_URL: must be a redis://, rediss:// or unix:// URL, got scheme {scheme!r}")
+    return ResponsesSettings(
+        store_url=url,
+        store_max=get.integer("RESPONSES_STORE_MAX", 1000, lo=1, hi=10_000_000),
+        store_ttl=get.number("RESPONSES_STORE_TTL", 3600.0, lo=1, hi=30 * 86400),
+        store_max_bytes=get.integer("RESPONSES_STORE_MAX_BYTES", 262_144, lo=1024, hi=64 << 20),
+    )
 
 
 def _tokens(get: Reader) -> tuple[str, ...]:

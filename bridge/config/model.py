@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_FAILURE_TEXT = "Sorry, I can't answer right now. Please try again in a moment."
@@ -121,6 +122,16 @@ class AudioSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponsesSettings:
+    """The Responses API's stored conversations (`previous_response_id`): where, how many, how long."""
+
+    store_url: str | None = None  # RESPONSES_STORE_URL: a shared Redis; None keeps them in the process
+    store_max: int = 1000  # RESPONSES_STORE_MAX: conversations kept (the oldest go first)
+    store_ttl: float = 3600.0  # RESPONSES_STORE_TTL: seconds one is kept
+    store_max_bytes: int = 262_144  # RESPONSES_STORE_MAX_BYTES: of one conversation, its oldest turns dropped past it
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service needs, parsed and checked."""
 
@@ -131,6 +142,7 @@ class Settings:
     rag: RagSettings = field(default_factory=RagSettings)
     audio: AudioSettings = field(default_factory=AudioSettings)
     sockets: SocketSettings = field(default_factory=SocketSettings)
+    responses: ResponsesSettings = field(default_factory=ResponsesSettings)
     tokens: tuple[str, ...] = ()
     tools_file: str | None = None  # BRIDGE_TOOLS
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -146,8 +158,17 @@ class Settings:
         values = [*self.tokens, up.openai_api_key, up.api_key, self.server.metrics_token,
                   self.sockets.twilio_auth_token]
         values += [backup.api_key for backup in up.backups]
+        values.append(_url_password(self.responses.store_url))
         values += [v for k, v in self.env.items() if looks_secret(k)]
         return sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)
+
+
+def _url_password(url: str | None) -> str | None:
+    """The password in a URL (`redis://:secret@host`), if any."""
+    try:
+        return urlsplit(url).password if url else None
+    except ValueError:
+        return None
 
 
 def looks_secret(name: str) -> bool:

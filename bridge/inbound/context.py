@@ -8,6 +8,7 @@ reload; a route resolves its caller's agent with `agent_for` and keeps it for th
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from bridge.config import Settings
 from bridge.errors import BridgeError, ErrorKind
 from bridge.inbound.auth import Gate
 from bridge.log import RequestLog
+from bridge.metrics import Metrics
 from bridge.pipeline.agents import Agent, Roster
 
 AGENT_PATH = "/agents/{agent}"  # every route is also served under its agent's own path
@@ -24,12 +26,19 @@ AGENT_PATH = "/agents/{agent}"  # every route is also served under its agent's o
 
 @dataclass(slots=True)
 class Services:
-    """Per process: its settings (the environment's), the agents serving now, and their gate."""
+    """Per process: its settings (the environment's), the agents serving now, and their gate.
+
+    `metrics` are for a route that counts what it answers itself (each turn on a WebSocket);
+    `closing` is set when the drain closes the listener: a socket route then ends its
+    connections between turns, so its callers reconnect elsewhere.
+    """
 
     settings: Settings
     roster: Roster
+    metrics: Metrics = field(default_factory=Metrics)
     gate: Gate = field(init=False)
     started: float = field(default_factory=time.time)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.gate = Gate(self.roster, self.roster.default)

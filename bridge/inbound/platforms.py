@@ -6,7 +6,9 @@ session and turn identifiers are (`ids`, logged under their own names and offere
 as `${extend.NAME}`), and how it spells standard parameters (`aliases`). Adding a platform
 is adding an entry; the sources are cited in tests/fixtures/platforms/.
 
-A source is `body:a.b` (a path in the JSON body), `header:Name` or `query:name`.
+A source is `body:a.b` (a path in the JSON body), `header:Name` or `query:name`. A `detect`
+marker is a source that is present; `header:Name~text` is one whose value contains `text` (a
+plain substring test, never a pattern).
 """
 
 from __future__ import annotations
@@ -44,9 +46,14 @@ PLATFORMS: tuple[Platform, ...] = (
         task_id="header:X-Task-Id", request_id=("header:X-Request-Id", "header:X-Rquest-Id"),
         sdk_app_id="header:X-Sdk-App-Id", user_id="header:X-User-Id", room_id="header:X-Room-Id",
         invoke_llm="header:X-Invoke-LLM")),
-    Platform("livekit", detect=("header:X-LiveKit-Room-ID", "header:X-LiveKit-Job-ID"), ids=_ids(
+    # LiveKit's Responses client (livekit.plugins.openai.responses.LLM) puts the model on its
+    # WebSocket's URL for any host but OpenAI's: `?model=` on the upgrade.
+    Platform("livekit", detect=("header:X-LiveKit-Room-ID", "header:X-LiveKit-Job-ID", "query:model"), ids=_ids(
         room_id="header:X-LiveKit-Room-ID", job_id="header:X-LiveKit-Job-ID",
         agent_id="header:X-LiveKit-Agent-ID", session_id="header:X-LiveKit-Session-ID")),
+    # Pipecat's OpenAIResponsesLLMService opens its WebSocket with the `websockets` library's own
+    # User-Agent (the OpenAI SDK sends its own instead): a heuristic, the only mark it leaves.
+    Platform("pipecat", detect=("header:User-Agent~ websockets/",)),
     Platform("vapi", detect=("body:call", "body:phoneNumber"), ids=_ids(
         call_id="body:call.id", customer=("body:customer.number", "body:call.customer.number"),
         phone_number="body:phoneNumber.number"),
@@ -67,21 +74,33 @@ OPENAI = Platform("openai")  # plain OpenAI clients: the SDK, Pipecat, LangChain
 ALIASES: dict[str, str] = {alias: name for p in PLATFORMS for alias, name in p.aliases.items()}
 
 
-# The markers, split once: (platform, its body fields, its headers).
-_MARKERS = tuple((p, tuple(m[5:] for m in p.detect if m.startswith("body:")),
-                  tuple(m[7:] for m in p.detect if m.startswith("header:"))) for p in PLATFORMS)
+def _split(markers: tuple[str, ...], kind: str) -> tuple[tuple[str, str], ...]:
+    """The markers of one kind, as (name, the text its value must contain; "" for any)."""
+    found = [m.removeprefix(kind + ":").partition("~") for m in markers if m.startswith(kind + ":")]
+    return tuple((name, text) for name, _, text in found)
 
 
-def recognise(body: Mapping[str, Any], headers: Mapping[str, str]) -> Platform:
-    """The platform that sent this request (plain OpenAI when none is recognised)."""
-    for platform, fields, header_names in _MARKERS:
-        for name in fields:
-            if name in body:
-                return platform
-        for name in header_names:
-            if name in headers:
-                return platform
+# The markers, split once: (platform, its body fields, its headers, its query parameters).
+_MARKERS = tuple((p, tuple(m[5:] for m in p.detect if m.startswith("body:")), _split(p.detect, "header"),
+                  _split(p.detect, "query")) for p in PLATFORMS)
+
+
+def recognise(body: Mapping[str, Any], headers: Mapping[str, str], query: Mapping[str, str] | None = None) -> Platform:
+    """The platform that sent this request (plain OpenAI when none is recognised); `query` markers
+    are looked for only where the route passes its query (the Responses API's)."""
+    for platform, fields, header_names, query_names in _MARKERS:
+        if any(name in body for name in fields) or _marked(headers, header_names) or \
+                (query is not None and _marked(query, query_names)):
+            return platform
     return OPENAI
+
+
+def _marked(values: Mapping[str, str], markers: tuple[tuple[str, str], ...]) -> bool:
+    for name, text in markers:
+        value = values.get(name)
+        if value is not None and text in value:
+            return True
+    return False
 
 
 def identifiers(platform: Platform, body: Mapping[str, Any], headers: Mapping[str, str],

@@ -17,7 +17,12 @@ from bridge.inbound import sockets
 from bridge.inbound.agora_audio import CLIPS, Clips, handle_audio
 from bridge.inbound.agora_rag import handle_rag
 from bridge.inbound.alibaba_form import handle_form
+from bridge.inbound.context import SERVICES
 from bridge.inbound.openai.routes import handle_chat, handle_models
+from bridge.inbound.responses.routes import handle_responses
+from bridge.inbound.responses.store import Conversations
+from bridge.inbound.responses.turn import CONVERSATIONS
+from bridge.inbound.responses.websocket import handle_responses_socket
 from bridge.inbound.sockets import handle_relay, handle_retell
 from bridge.render.errors import FORM, OPENAI, SOCKET, ErrorReplies
 
@@ -38,6 +43,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/chat/completions", handle_chat, OPENAI),
     Route("GET", "/v1/models", handle_models, OPENAI),
     Route("GET", "/models", handle_models, OPENAI),
+    Route("POST", "/v1/responses", handle_responses, OPENAI),
+    Route("POST", "/responses", handle_responses, OPENAI),
+    Route("GET", "/v1/responses", handle_responses_socket, OPENAI),  # the WebSocket mode
+    Route("GET", "/responses", handle_responses_socket, OPENAI),
     Route("POST", "/rag/chat/completions", handle_rag, OPENAI),
     Route("POST", "/audio/chat/completions", handle_audio, OPENAI),
     Route("GET", "/conversation-relay", handle_relay, SOCKET),
@@ -47,6 +56,13 @@ ROUTES: tuple[Route, ...] = (
 
 
 def setup(app: web.Application) -> None:
-    """What the routes keep per process (the audio clips, read once; the open socket sessions)."""
+    """What the routes keep per process: the audio clips (read once), the open socket sessions, the
+    Responses API's stored conversations (closed with the app)."""
     app[CLIPS] = Clips()
     sockets.setup(app)
+    app[CONVERSATIONS] = Conversations(app[SERVICES].settings.responses)
+    app.on_cleanup.append(_close_conversations)
+
+
+async def _close_conversations(app: web.Application) -> None:
+    await app[CONVERSATIONS].aclose()

@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = 
         handler_args={"max_line_size": MAX_LINE_SIZE, "max_field_size": MAX_FIELD_SIZE,
                       "lingering_time": LINGERING_TIME},
     )
-    services = Services(settings, roster)
+    services = Services(settings, roster, metrics)
     app[SERVICES] = services
     app[PROCESS] = ProcessState(settings=settings, services=services, inflight=inflight, shared=shared,
                                 metrics=metrics, access_log=bound_logger())

@@ -88,6 +88,7 @@ class Lifecycle:
             for site in list(self.runner.sites):
                 await site.stop()
             state.closing = True
+            state.services.closing.set()  # socket routes end their connections between turns
             if self.runner.server is not None:
                 self.runner.server.pre_shutdown()  # idle keep-alive connections now, busy ones after their answer
             if not await _idle(state.idle, lambda: state.active, deadline - loop.time()):

@@ -73,6 +73,10 @@ class ErrorReplies:
     def code(self, kind: ErrorKind) -> str:
         return self.codes.get(kind, kind.value)
 
+    def code_of(self, error: BridgeError) -> str:
+        """The body's code for `error`: its own, else the protocol's for its kind."""
+        return error.code or self.code(error.kind)
+
     def record(self, error: BridgeError, log: RequestLog) -> None:
         """Write the failure on the log record (its kind and message): the one place that does."""
         log.fail(error.kind, error.message)
@@ -92,7 +96,7 @@ class ErrorReplies:
         self.record(error, log)
         status = self.status(error.kind)
         headers = {"Retry-After": f"{error.retry_after:g}"} if error.retry_after is not None else None
-        response = json_reply(self.body(status, error.message, self.code(error.kind), error.param, error.kind),
+        response = json_reply(self.body(status, error.message, self.code_of(error), error.param, error.kind),
                               status, headers)
         if error.kind is ErrorKind.BODY_TIMEOUT:  # the rest of the body is never read: close after the answer
             response.force_close()
@@ -100,7 +104,7 @@ class ErrorReplies:
 
     def event_body(self, error: BridgeError) -> Any:
         """The error object a stream carries as its last event (`frame` it in the stream's own way)."""
-        return self.body(self.status(error.kind), error.message, self.code(error.kind), None, error.kind)
+        return self.body(self.status(error.kind), error.message, self.code_of(error), None, error.kind)
 
     def http_error(self, status: int, message: str) -> web.Response:
         """An HTTP-level refusal aiohttp raised (no route, wrong method, body too large)."""

@@ -43,3 +43,27 @@ def audio_id() -> str:
 def session_id() -> str:
     """A WebSocket session's id, on its log lines beside the platform's own: `sess-...`."""
     return _IDS.next("sess")
+
+
+def response_id() -> str:
+    """A Responses API response's id: `resp_` and 32 random hex digits.
+
+    Unlike the counted ids above it is drawn whole from the OS's randomness: it names a stored
+    conversation (`previous_response_id`), so knowing one must not tell the next.
+    """
+    return "resp_" + secrets.token_hex(16)
+
+
+def message_id() -> str:
+    """An output message item's id: `msg_...`."""
+    return _IDS.next("msg").replace("-", "_", 1)
+
+
+def function_call_id() -> str:
+    """A function-call output item's id: `fc_...`."""
+    return _IDS.next("fc").replace("-", "_", 1)
+
+
+def call_id() -> str:
+    """A tool call's `call_id` when the upstream named none: `call_...`."""
+    return _IDS.next("call").replace("-", "_", 1)
