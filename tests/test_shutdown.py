@@ -12,25 +12,13 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from bridge.config import DEFAULT_FAILURE_TEXT
-from tests.conftest import FakeUpstream, sse, text_chunks
-
-ROOT = Path(__file__).resolve().parent.parent
-
-# The kernel caps every listen backlog at net.core.somaxconn.
-SOMAXCONN = int(Path("/proc/sys/net/core/somaxconn").read_text())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.processes import ROOT, SOMAXCONN, free_port
+from tests.support.upstream import FakeUpstream, held_upstream
 
 
 async def wait_for_log(stream: asyncio.StreamReader, event: str, seen: list[dict[str, object]]) -> dict[str, object]:
@@ -89,21 +77,6 @@ async def test_sigterm_mid_stream_lets_the_stream_finish(fake_upstream: FakeUpst
                 rest = (await resp.content.read()).decode()
         assert "second half" in rest and rest.rstrip().endswith("data: [DONE]")
         assert await asyncio.wait_for(proc.wait(), 10) == 0
-
-
-def held_upstream(fake: FakeUpstream) -> None:
-    """A stream that says one thing and then nothing; a form answer that never comes."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        text = (await request.json())["messages"][-1]["content"]
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        if text == "stream":
-            await response.write(sse(text_chunks(["first half"])[:2], done=False))
-        await fake.disconnected.wait()
-        return response
-
-    fake.handler = handler
 
 
 async def test_what_the_drain_cannot_finish_is_cut_honestly(fake_upstream: FakeUpstream) -> None:

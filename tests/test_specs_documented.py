@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.conftest import FakeUpstream
+from tests.support.upstream import FakeUpstream
 
 FIXTURES = Path(__file__).parent / "fixtures" / "providers"
 FILES = {"minimax-v2": "minimax_v2", "async-task": "async_task"}

@@ -6,9 +6,9 @@ import json
 import re
 from pathlib import Path
 
-from tests import spec_fakes as fakes
-from tests.conftest import FakeUpstream
-from tests.test_specs_providers import MESSAGES, ask_form, ask_openai
+from tests.support import spec_fakes as fakes
+from tests.support.spec_cases import MESSAGES, ask_form, ask_openai
+from tests.support.upstream import FakeUpstream
 
 README = Path(__file__).resolve().parents[1] / "specs" / "README.md"
 
