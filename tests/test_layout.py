@@ -9,6 +9,7 @@ tests/support/.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,8 +78,9 @@ def functions(blocks: list[object]) -> Iterator[Function]:
         stack.extend(function.closures)
 
 
+@functools.cache
 def ratings() -> list[tuple[str, str, int]]:
-    """(rank, "path:line name", complexity) of every function in bridge/, per radon's cc_visit."""
+    """(rank, "path:line name", complexity) of every function in bridge/, per radon's cc_visit (read once)."""
     found = []
     for path in sorted(BRIDGE.rglob("*.py")):
         for function in functions(cc_visit(path.read_text(encoding="utf-8"))):
