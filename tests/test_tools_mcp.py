@@ -56,7 +56,11 @@ def names(box: ToolBox) -> list[str]:
 
 
 @pytest.fixture
-async def make_box(tmp_path: Path) -> AsyncIterator[Callable[..., ToolBox]]:
+async def make_mcp_box(tmp_path: Path) -> AsyncIterator[Callable[..., ToolBox]]:
+    """`make_mcp_box(url, **server)`: a toolbox over the one MCP server at `url`, not started yet.
+
+    Named apart from tests/test_tools_box.py's `make_box`, which builds HTTP tools and starts them.
+    """
     boxes: list[ToolBox] = []
 
     def make(url: str, **server: Any) -> ToolBox:
@@ -72,8 +76,9 @@ async def make_box(tmp_path: Path) -> AsyncIterator[Callable[..., ToolBox]]:
 
 
 async def test_tools_are_discovered_narrowed_and_called(mcp_server: McpTestServer, log_stream: io.StringIO,
-                                                        make_box: Callable[..., ToolBox]) -> None:
-    box = make_box(mcp_server.url, include=["lookup_order", "lookup_ordr"], headers={"X-Api-Key": "${env.MCP_TOKEN}"})
+                                                        make_mcp_box: Callable[..., ToolBox]) -> None:
+    box = make_mcp_box(mcp_server.url, include=["lookup_order", "lookup_ordr"],
+                       headers={"X-Api-Key": "${env.MCP_TOKEN}"})
     assert box.definitions() == []  # nothing is listed before start()
     await box.start()
     await until(lambda: bool(box.definitions()), "the tools to be listed")
@@ -96,8 +101,8 @@ async def test_tools_are_discovered_narrowed_and_called(mcp_server: McpTestServe
 
 
 async def test_all_tools_without_include_and_arguments_checked(mcp_server: McpTestServer,
-                                                               make_box: Callable[..., ToolBox]) -> None:
-    box = make_box(mcp_server.url)
+                                                               make_mcp_box: Callable[..., ToolBox]) -> None:
+    box = make_mcp_box(mcp_server.url)
     await box.start()
     await until(lambda: len(box.definitions()) == 2, "both tools")
     assert sorted(names(box)) == ["lookup_order", "slow_report"]
@@ -108,8 +113,8 @@ async def test_all_tools_without_include_and_arguments_checked(mcp_server: McpTe
     assert mcp_server.orders == []  # nothing reached the server
 
 
-async def test_error_result_and_too_large(mcp_server: McpTestServer, make_box: Callable[..., ToolBox]) -> None:
-    box = make_box(mcp_server.url, max_result_bytes=256)
+async def test_error_result_and_too_large(mcp_server: McpTestServer, make_mcp_box: Callable[..., ToolBox]) -> None:
+    box = make_mcp_box(mcp_server.url, max_result_bytes=256)
     await box.start()
     await until(lambda: "lookup_order" in names(box), "lookup_order")
     result = await box.call("lookup_order", '{"order_id": "missing"}')
@@ -121,8 +126,8 @@ async def test_error_result_and_too_large(mcp_server: McpTestServer, make_box: C
 
 
 async def test_timeout_and_cancellation_reach_the_server(mcp_server: McpTestServer,
-                                                         make_box: Callable[..., ToolBox]) -> None:
-    box = make_box(mcp_server.url, timeout=10)
+                                                         make_mcp_box: Callable[..., ToolBox]) -> None:
+    box = make_mcp_box(mcp_server.url, timeout=10)
     await box.start()
     await until(lambda: "slow_report" in names(box), "slow_report")
 
@@ -146,10 +151,10 @@ async def test_timeout_and_cancellation_reach_the_server(mcp_server: McpTestServ
     assert (await box.call("lookup_order", '{"order_id": "B-2"}')).outcome == "ok"
 
 
-async def test_server_down_at_start_is_logged_then_picked_up(make_box: Callable[..., ToolBox],
+async def test_server_down_at_start_is_logged_then_picked_up(make_mcp_box: Callable[..., ToolBox],
                                                              log_stream: io.StringIO) -> None:
     server = McpTestServer()  # bound, not listening yet
-    box = make_box(server.url + "?token=${env.MCP_TOKEN}", include=["lookup_order"],
+    box = make_mcp_box(server.url + "?token=${env.MCP_TOKEN}", include=["lookup_order"],
                    headers={"Authorization": "Bearer ${env.MCP_TOKEN}"})
     try:
         await box.start()
@@ -174,12 +179,12 @@ async def test_server_down_at_start_is_logged_then_picked_up(make_box: Callable[
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_server_restart_withdraws_then_restores_its_tools(make_box: Callable[..., ToolBox],
+async def test_server_restart_withdraws_then_restores_its_tools(make_mcp_box: Callable[..., ToolBox],
                                                                 log_stream: io.StringIO, mode: str) -> None:
     server = McpTestServer()
     server.start()
     port = server.port
-    box = make_box(server.url)
+    box = make_mcp_box(server.url)
     box.links[0]._mode = mode
     await box.start()
     await until(lambda: len(names(box)) == 2, "the tools")
@@ -203,10 +208,10 @@ async def test_server_restart_withdraws_then_restores_its_tools(make_box: Callab
         again.stop()
 
 
-async def test_aclose_while_retrying_is_prompt(make_box: Callable[..., ToolBox], log_stream: io.StringIO) -> None:
+async def test_aclose_while_retrying_is_prompt(make_mcp_box: Callable[..., ToolBox], log_stream: io.StringIO) -> None:
     server = McpTestServer()  # never listens
     try:
-        box = make_box(server.url)
+        box = make_mcp_box(server.url)
         await box.start()
         await until(lambda: len(log_lines(log_stream, "mcp_unreachable")) >= 2, "two failed attempts")
         started = time.perf_counter()
@@ -221,8 +226,8 @@ async def test_aclose_while_retrying_is_prompt(make_box: Callable[..., ToolBox],
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_tools_list_changed_refreshes_definitions(mcp_server: McpTestServer,
-                                                        make_box: Callable[..., ToolBox], mode: str) -> None:
-    box = make_box(mcp_server.url)
+                                                        make_mcp_box: Callable[..., ToolBox], mode: str) -> None:
+    box = make_mcp_box(mcp_server.url)
     box.links[0]._mode = mode  # "auto" negotiates 2026-07-28 (subscriptions/listen); "legacy" the handshake era
     await box.start()
     await until(lambda: len(names(box)) == 2, "the tools")
