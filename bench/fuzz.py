@@ -4,9 +4,9 @@
     python bench/fuzz.py --bodies 500
 
 `python app.py` runs as its own process (echo upstream, auth on, a 64 KiB body cap), and
-hypothesis generates the bodies of tests/fuzzing.py: deep nesting, wrong types, invalid
+hypothesis generates the bodies of tests/support/fuzzing.py: deep nesting, wrong types, invalid
 UTF-8, NUL, odd content types, multipart with bad part headers. Every answer must keep the
-rule of tests/fuzzing.py (no 500, JSON or a well-formed stream); the script prints the
+rule of tests/support/fuzzing.py (no 500, JSON or a well-formed stream); the script prints the
 count per status, the rule breaks (0 expected), and whether /healthz still answers.
 Exits non-zero on any break.
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hypothesis import HealthCheck, given, settings
 from procs import ROOT, Proc, free_port, service_env, wait_listening
 
-from tests.fuzzing import ROUTES, TOKEN, Request, answer_problem, requests
+from tests.support.fuzzing import ROUTES, TOKEN, Request, answer_problem, requests
 
 
 def post(port: int, request: Request) -> tuple[int, dict[str, str], bytes]:

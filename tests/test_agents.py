@@ -14,7 +14,8 @@ import pytest
 from bridge.config import ConfigError, read_settings
 from bridge.inbound.context import SERVICES
 from bridge.process.app import create_app, reload
-from tests.conftest import FakeUpstream, log_lines
+from tests.support.app import log_lines
+from tests.support.upstream import FakeUpstream
 
 SALES_TOKEN = "sales-tok-1234"
 SUPPORT_TOKEN = "support-tok-5678"

@@ -15,7 +15,8 @@ import pytest
 from aiohttp import web
 
 from bridge.inbound.audio_source import FRAME_BYTES, SAMPLE_RATE, speech_seconds, synthesize
-from tests.conftest import FakeUpstream, log_lines, sdk_client, sse, text_chunks
+from tests.support.app import log_lines, sdk_client
+from tests.support.upstream import FakeUpstream, sse, text_chunks
 
 TOKEN = "bridge-token-abcdef"
 USER = [{"role": "user", "content": "Say something."}]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import stat
 import tempfile
 from pathlib import Path
@@ -23,7 +22,9 @@ from bridge.knowledge.__main__ import main as knowledge_command
 from bridge.knowledge.passages import MAX_CHARS, TARGET_CHARS, source_files
 from bridge.knowledge.text import index_text, query_terms
 from bridge.process.app import create_app
-from tests.conftest import FakeUpstream, log_lines
+from tests.support.app import log_lines
+from tests.support.knowledge import corrupt_the_search_table
+from tests.support.upstream import FakeUpstream
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -199,17 +200,6 @@ def test_a_tiny_knowledge_base_still_answers(tmp_path):
     kb = KnowledgeBase(index)
     assert len(kb.search("Where is the office?", 3)) == 1
     assert len(kb.search("办公室在哪里", 3)) == 1
-
-
-def corrupt_the_search_table(index: Path) -> None:
-    """Overwrite the FTS5 data's root page with garbage, in place: the file still opens."""
-    conn = sqlite3.connect(index)
-    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    page = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = 'fts_data'").fetchone()[0]
-    conn.close()
-    with open(index, "r+b") as handle:
-        handle.seek((page - 1) * page_size)
-        handle.write(b"\xff" * page_size)
 
 
 def test_a_damaged_index_is_a_knowledge_error(tmp_path):

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.conftest import FakeUpstream, sdk_client, sse, text_chunks
+from tests.support.app import sdk_client
+from tests.support.upstream import FakeUpstream, sse, text_chunks
 
 TOKEN = "bridge-token-abcdef"
 METADATA = {"id": "meta-1", "object": "chat.completion.custom_metadata", "choices": [],

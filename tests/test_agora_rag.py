@@ -11,8 +11,9 @@ import pytest
 from aiohttp import web
 
 from bridge.inbound.agora_rag import CONTEXT_PREAMBLE
-from tests.conftest import FakeUpstream, log_lines, sdk_client
-from tests.test_agora_knowledge import corrupt_the_search_table
+from tests.support.app import log_lines, sdk_client
+from tests.support.knowledge import corrupt_the_search_table
+from tests.support.upstream import FakeUpstream
 
 TOKEN = "bridge-token-abcdef"
 WAIT = "Just a moment, I'm thinking..."

@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 
 from bridge.config import DEFAULT_FAILURE_TEXT
-from tests.conftest import FakeUpstream, log_lines, sse, text_chunks
+from tests.support.app import log_lines
+from tests.support.upstream import FakeUpstream, sse, text_chunks
 
 FAST = {"UPSTREAM_TTFT_TIMEOUT": "0.2", "UPSTREAM_IDLE_TIMEOUT": "0.2", "UPSTREAM_TOTAL_TIMEOUT": "0.5"}
 USER = [{"role": "user", "content": "hi"}]

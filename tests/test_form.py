@@ -8,7 +8,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import FakeUpstream, log_lines
+from tests.support.app import log_lines
+from tests.support.upstream import FakeUpstream
 
 KEY = "sk-upstream-secret-0123456789"
 TOKEN = "form-token-abcdef"

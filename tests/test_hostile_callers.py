@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import log_lines
+from tests.support.app import log_lines
 
 TOKEN = "caller-token-0123456789abcdef"
 USER = [{"role": "user", "content": "hi"}]
@@ -155,7 +155,7 @@ async def test_a_caller_gone_while_its_answer_is_written_is_logged_as_499(log_st
     from bridge.config import read_settings
     from bridge.inbound.context import log_of
     from bridge.process.app import create_app
-    from tests.conftest import BridgeTestServer
+    from tests.support.app import BridgeTestServer
 
     async def gone_mid_write(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()

@@ -2,7 +2,7 @@
 
 The real app runs on a loopback port in a background thread, served by the bridge's own
 runner; hypothesis drives it with plain blocking HTTP requests, so each example is a real
-request on the wire. The generators are in tests/fuzzing.py; bench/fuzz.py runs 10,000.
+request on the wire. The generators are in tests/support/fuzzing.py; bench/fuzz.py runs 10,000.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from bridge.compat import QuietRunner as BridgeRunner
 from bridge.config import read_settings
 from bridge.process.app import create_app
-from tests.fuzzing import TOKEN, Request, answer_problem, requests
+from tests.support.fuzzing import TOKEN, Request, answer_problem, requests
 
 
 class LiveServer:

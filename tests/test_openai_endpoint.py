@@ -10,7 +10,8 @@ import openai
 import pytest
 from aiohttp import web
 
-from tests.conftest import FakeUpstream, log_lines, sdk_client, sse, text_chunks
+from tests.support.app import log_lines, sdk_client
+from tests.support.upstream import FakeUpstream, sse, text_chunks
 
 KEY = "sk-upstream-secret-0123456789"
 TOKEN = "bridge-token-abcdef"

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from bridge.pipeline.deadline import Deadline
 from bridge.upstreams.openai.stream import MAX_LINE
-from tests.conftest import FakeUpstream, log_lines, sse, text_chunks
+from tests.support.app import log_lines
+from tests.support.upstream import FakeUpstream, sse, text_chunks
 
 USER = [{"role": "user", "content": "hi"}]
 

@@ -2,7 +2,7 @@
 
 The fixtures in tests/fixtures/platforms/ reproduce each platform's custom-LLM request as its
 public documentation shows it (source URLs inside). Each goes through the bridge, on both
-OpenAI drivers, to a fake upstream that refuses what OpenAI refuses (tests/strict_openai.py).
+OpenAI drivers, to a fake upstream that refuses what OpenAI refuses (tests/support/strict_openai.py).
 Every platform: 200, the answer streamed, nothing refused, its identifiers on the log line.
 """
 
@@ -10,45 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import FakeUpstream, log_lines
-from tests.strict_openai import strict_openai
-
-FIXTURES = Path(__file__).parent / "fixtures" / "platforms"
-CHAT_FIXTURES = sorted(p.stem for p in FIXTURES.glob("*.json") if p.stem not in ("ims_call_control", "ims_form"))
-TOKEN = "platform-token-0123456789"
-ANSWER = ["Sure", ", here it is."]
-
-
-def load(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
-
-
-def with_token(headers: dict[str, str]) -> dict[str, str]:
-    """The fixture's headers, the operator's key (shown as <...> in the docs) replaced by ours.
-
-    A platform whose docs show no credential header (AICCS) gets the bearer header an
-    operator would configure for it.
-    """
-    filled = {} if {h.lower() for h in headers} & {"authorization", "x-api-key"} else {
-        "Authorization": f"Bearer {TOKEN}"}
-    for name, value in headers.items():
-        if name.lower() == "authorization":
-            value = f"Bearer {TOKEN}"
-        elif name.lower() == "x-api-key":
-            value = TOKEN
-        filled[name] = re.sub(r"<[^>]*>", "x", value)
-    return filled
-
-
-def path_for(fixture: dict[str, Any]) -> str:
-    """Where the platform posts: the base URL plus what it appends, or the chat URL pasted whole."""
-    appended = fixture.get("appends_path") or ""
-    return "/v1" + appended if appended else "/chat/completions"
+from tests.support.app import log_lines
+from tests.support.platform_fixtures import ANSWER, CHAT_FIXTURES, TOKEN, load, path_for, with_token
+from tests.support.strict_openai import strict_openai
+from tests.support.upstream import FakeUpstream
 
 
 def identifier_values(fixture: dict[str, Any]) -> dict[str, Any]:

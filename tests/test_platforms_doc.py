@@ -21,9 +21,10 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 
 from bridge.inbound.platforms import PLATFORMS
-from tests.conftest import FakeUpstream, log_lines
-from tests.strict_openai import strict_openai
-from tests.test_platforms import ANSWER, CHAT_FIXTURES, TOKEN, load, path_for, with_token
+from tests.support.app import log_lines
+from tests.support.platform_fixtures import ANSWER, CHAT_FIXTURES, TOKEN, load, path_for, with_token
+from tests.support.strict_openai import strict_openai
+from tests.support.upstream import FakeUpstream
 
 DOC = (Path(__file__).parent.parent / "docs" / "platforms.md").read_text(encoding="utf-8")
 BASE = "http://localhost:8080"

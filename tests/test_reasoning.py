@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.conftest import FakeUpstream, sse
+from tests.support.upstream import FakeUpstream, sse
 
 BASE = {"id": "chatcmpl-r", "object": "chat.completion.chunk", "created": 1, "model": "r1"}
 

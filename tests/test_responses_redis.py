@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator
 import openai
 import pytest
 
-from tests.conftest import log_lines, text_chunks
-from tests.test_responses import env_for, scripted, sdk, sent_messages
-from tests.test_responses_websocket import connect, create
+from tests.support.app import log_lines
+from tests.support.responses import connect, create, env_for, scripted, sdk, sent_messages
+from tests.support.upstream import text_chunks
 
 REDIS = shutil.which("redis-server")
 if REDIS is None and not os.environ.get("CI"):

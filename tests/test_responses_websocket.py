@@ -16,31 +16,19 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from bridge.inbound.context import SERVICES
-from tests.conftest import FakeUpstream, text_chunks
-from tests.test_responses import TOKEN, USAGE, WEATHER, env_for, scripted, sent_messages, tool_call_chunks
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-TERMINAL = ("response.completed", "response.failed", "response.incomplete", "error")
-
-
-async def events_until_done(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
-    """The events of one response, up to its terminal event."""
-    events: list[dict[str, Any]] = []
-    async with asyncio.timeout(10):
-        while not events or events[-1]["type"] not in TERMINAL:
-            message = await ws.receive()
-            assert message.type is WSMsgType.TEXT, message
-            events.append(json.loads(message.data))
-    return events
-
-
-async def create(ws: aiohttp.ClientWebSocketResponse, **body: Any) -> list[dict[str, Any]]:
-    await ws.send_str(json.dumps({"type": "response.create", "model": "m", **body}))
-    return await events_until_done(ws)
-
-
-def connect(client: Any, path: str = "/v1/responses", **kwargs: Any) -> Any:
-    return client.ws_connect(path, headers=kwargs.pop("headers", AUTH), **kwargs)
+from tests.support.responses import (
+    AUTH,
+    USAGE,
+    WEATHER,
+    connect,
+    create,
+    env_for,
+    events_until_done,
+    scripted,
+    sent_messages,
+    tool_call_chunks,
+)
+from tests.support.upstream import FakeUpstream, text_chunks
 
 
 async def test_a_response_streams_the_same_events_as_over_http(bridge, fake_upstream):
@@ -212,7 +200,7 @@ async def test_each_response_is_logged_and_the_platform_recognised(bridge, fake_
 
 
 async def _lines(log_stream: Any, websocket_turns: int) -> list[dict[str, Any]]:
-    from tests.conftest import log_lines
+    from tests.support.app import log_lines
 
     await log_stream.wait_for_line(lambda line: len([1 for other in log_lines(log_stream)
                                                      if other.get("status") == 101]) >= websocket_turns)

@@ -7,7 +7,7 @@ import json
 from aiohttp import web
 
 from bridge.redaction import Redactor
-from tests.conftest import FakeUpstream, sse
+from tests.support.upstream import FakeUpstream, sse
 
 KEY = "sk-live-upstream-9f8e7d6c5b4a3210"
 TOKENS = ("caller-token-one-111", "caller-token-two-222")

@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
-from tests.conftest import BridgeFactory, LogStream, log_lines
-from tests.socket_clients import RETELL, TWILIO, RelayClient, RetellClient
+from tests.support.app import BridgeFactory, LogStream, log_lines
+from tests.support.socket_clients import RETELL, TWILIO, RelayClient, RetellClient
 
 AUTH_TOKEN = "twilio-auth-token-0123456789abcdef"
 BRIDGE_TOKEN = "bridge-token-0123456789"

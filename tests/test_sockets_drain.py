@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import FakeUpstream, sse, text_chunks
-from tests.socket_clients import RETELL, TWILIO, RelayClient, RetellClient, socket_url
-from tests.test_shutdown import server, stop_and_collect, wait_for_log
+from tests.support.processes import server, stop_and_collect, wait_for_log
+from tests.support.socket_clients import RETELL, TWILIO, RelayClient, RetellClient, socket_url
+from tests.support.upstream import FakeUpstream, sse, text_chunks
 
 
 async def relay(session: aiohttp.ClientSession, base: str) -> RelayClient:

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import BridgeFactory, LogStream, log_lines
-from tests.socket_clients import RETELL, TELNYX, TWILIO, Client, RelayClient, RetellClient
+from tests.support.app import BridgeFactory, LogStream, log_lines
+from tests.support.socket_clients import RETELL, TELNYX, TWILIO, Client, RelayClient, RetellClient
 
 ODD_VALUES: list[Any] = [None, 0, -1, 1 << 70, 1.5, -0.0, True, False, "", "x" * 5000, "\u0000\ud7ff", [], [1, [2]],
                          {}, {"a": {"b": [None]}}, {"role": "agent", "content": 5}, ["setup"], "prompt"]

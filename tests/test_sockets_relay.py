@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,21 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bridge.config import DEFAULT_FAILURE_TEXT
-from tests.conftest import BridgeFactory, FakeUpstream, LogStream, log_lines, sse, text_chunks
-from tests.socket_clients import TELNYX, TWILIO, RelayClient
-from tests.strict_openai import refusal, strict_openai
-from tests.test_tools_loop import ToolServer, model_that_uses, tool_server, tools_file, weather_tool
-
-__all__ = ["tool_server"]  # a fixture, used below by name
-
-ANSWER = ["Life is", " a journey."]
-Reply = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
+from tests.support.app import BridgeFactory, LogStream, log_lines
+from tests.support.socket_clients import (
+    ANSWER,
+    TELNYX,
+    TWILIO,
+    RelayClient,
+    Reply,
+    messages_sent,
+    strict,
+    tool_call,
+    upstream_env,
+)
+from tests.support.strict_openai import strict_openai
+from tests.support.tool_servers import WeatherToolServer, model_that_uses, tools_file, weather_tool
+from tests.support.upstream import FakeUpstream, sse, text_chunks
 
 
 async def relay(client: TestClient, documented: dict[str, Any] = TWILIO, path: str = "/conversation-relay",
@@ -39,53 +44,12 @@ async def connected(client: TestClient, documented: dict[str, Any] = TWILIO) -> 
     return platform
 
 
-def upstream_env(fake: FakeUpstream, **extra: str) -> dict[str, str]:
-    return {"OPENAI_BASE_URL": fake.url + "/v1", "OPENAI_API_KEY": "sk-up", **extra}
-
-
-def messages_sent(fake: FakeUpstream, i: int = -1) -> list[dict[str, Any]]:
-    return fake.requests[i].json()["messages"]  # type: ignore[no-any-return]
-
-
 def lines(stream: LogStream, event: str) -> list[dict[str, Any]]:
     return [line for line in log_lines(stream) if line.get("event") == event]
 
 
 async def session_line(stream: LogStream) -> dict[str, Any]:
     return await stream.wait_for_line(lambda r: r.get("event") == "request" and r.get("status") == 101)
-
-
-def strict(fake: FakeUpstream, reply: Reply) -> list[str]:
-    """`fake` refuses what OpenAI refuses (tests/strict_openai.py) and answers a valid request with `reply`."""
-    refused: list[str] = []
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        problem = refusal(body)
-        if problem is not None:
-            refused.append(problem)
-            return web.json_response({"error": {"message": problem, "type": "invalid_request_error"}}, status=400)
-        return await reply(request, body)
-
-    fake.handler = handler
-    return refused
-
-
-def tool_call(name: str, arguments: dict[str, Any], said: str = "") -> Reply:
-    """An answer that calls `name` (after saying `said`), as OpenAI streams a tool call."""
-    base = text_chunks([])[0]
-
-    async def reply(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        chunks = [base]
-        if said:
-            chunks.append({**base, "choices": [{"index": 0, "delta": {"content": said}, "finish_reason": None}]})
-        chunks.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{
-            "index": 0, "id": "call_9", "type": "function",
-            "function": {"name": name, "arguments": json.dumps(arguments)}}]}, "finish_reason": None}]})
-        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
-        return web.Response(body=sse(chunks), content_type="text/event-stream")
-
-    return reply
 
 
 def first_held(fake: FakeUpstream, release: asyncio.Event) -> Reply:
@@ -353,17 +317,17 @@ async def test_a_slow_start_is_covered_by_a_filler_that_stays_out_of_the_history
 
 
 async def test_a_bridge_tool_runs_behind_its_filler(bridge: BridgeFactory, fake_upstream: FakeUpstream,
-                                                    tool_server: ToolServer, tmp_path: Path,
+                                                    weather_server: WeatherToolServer, tmp_path: Path,
                                                     log_stream: LogStream) -> None:
     model_that_uses(fake_upstream, "get_weather", {"city": "Paris"})
     client = await bridge(upstream_env(fake_upstream, WEATHER_KEY="weather-key-123456", BRIDGE_TOOLS=tools_file(
-        tmp_path, [weather_tool(tool_server.url("/weather"))], filler="One moment, let me check.")))
+        tmp_path, [weather_tool(weather_server.url("/weather"))], filler="One moment, let me check.")))
     platform = await connected(client)
     await platform.send("prompt", voicePrompt="What's the weather in Paris?")
     said, messages = await platform.answer()
     assert messages[0] == {"type": "text", "token": "One moment, let me check.", "last": False}
     assert said.endswith('Result: {"city":"Paris","sky":"sunny","celsius":21}')
-    assert tool_server.bodies == [{"city": "Paris"}]
+    assert weather_server.bodies == [{"city": "Paris"}]
     await platform.ask("thanks")
     assert messages_sent(fake_upstream)[:3] == [  # the spoken answer joins the history; the tool round does not
         {"role": "user", "content": "What's the weather in Paris?"},

@@ -9,10 +9,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import BridgeFactory, FakeUpstream, LogStream, log_lines, sse, text_chunks
-from tests.socket_clients import RETELL, RetellClient
-from tests.strict_openai import strict_openai
-from tests.test_sockets_relay import ANSWER, messages_sent, strict, tool_call, upstream_env
+from tests.support.app import BridgeFactory, LogStream, log_lines
+from tests.support.socket_clients import ANSWER, RETELL, RetellClient, messages_sent, strict, tool_call, upstream_env
+from tests.support.strict_openai import strict_openai
+from tests.support.upstream import FakeUpstream, sse, text_chunks
 
 CALL_ID = RETELL["from_platform"]["call_details"]["call"]["call_id"]
 

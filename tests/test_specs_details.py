@@ -20,9 +20,8 @@ from bridge.errors import UpstreamError
 from bridge.events import TextDelta
 from bridge.request import ChatRequest
 from bridge.upstreams import build_upstream
-from tests import spec_fakes as fakes
-from tests.conftest import FakeUpstream
-from tests.test_specs_providers import (
+from tests.support import spec_fakes as fakes
+from tests.support.spec_cases import (
     KEY,
     MESSAGES,
     MODEL,
@@ -33,6 +32,7 @@ from tests.test_specs_providers import (
     lingyi_signature_ok,
     sdk,
 )
+from tests.support.upstream import FakeUpstream
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 

@@ -23,7 +23,7 @@ from bridge.request import ChatRequest
 from bridge.upstreams import build_upstream
 from bridge.upstreams.spec import available_specs, load_spec
 from bridge.upstreams.spec.finish import OPENAI_REASONS, openai_reason
-from tests.conftest import FakeUpstream
+from tests.support.upstream import FakeUpstream
 
 FIXTURES = Path(__file__).parent / "fixtures" / "providers"
 SPECS = Path(__file__).resolve().parents[1] / "specs"

@@ -27,8 +27,10 @@ from bridge.upstreams.spec.model import compile_resp
 from bridge.upstreams.spec.paths import compile_path, get_path
 from bridge.upstreams.spec.templates import Context, MissingVariable, compile_template, parse, unparse
 from bridge.upstreams.spec.tool_calls import ToolCallReader
-from tests import spec_fakes as fakes
-from tests.conftest import FakeUpstream, log_lines
+from tests.support import spec_fakes as fakes
+from tests.support.app import log_lines
+from tests.support.spec_cases import TOOL_HISTORY
+from tests.support.upstream import FakeUpstream
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 KEY = "sk-format-test-0123456789"
@@ -129,16 +131,6 @@ def test_system_prepend() -> None:
                                        {"role": "user", "content": "Be brief.\nNow.\n\nQ"}]
     assert prepend_system([{"role": "system", "content": "S"}]) == [{"role": "user", "content": "S"}]
     assert history[0]["content"] == "Be brief."  # the caller's history is left as it was
-
-
-TOOL_HISTORY = [
-    {"role": "user", "content": "Weather?"},
-    {"role": "assistant", "content": "Looking.", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}},
-        {"id": "c2", "type": "function", "function": {"name": "time", "arguments": "{}"}}]},
-    {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 3}'},
-    {"role": "tool", "tool_call_id": "c2", "content": "noon"},
-]
 
 
 def test_gemini_tool_turns() -> None:

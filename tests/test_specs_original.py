@@ -25,8 +25,9 @@ from bridge.upstreams.spec.errors import SpecError
 from bridge.upstreams.spec.framing import MAX_FRAME_BYTES, FramingError, make_parser
 from bridge.upstreams.spec.loader import resolve
 from bridge.upstreams.spec.original import is_original, translate
-from tests import spec_fakes as fakes
-from tests.conftest import FakeUpstream, sdk_client
+from tests.support import spec_fakes as fakes
+from tests.support.app import sdk_client
+from tests.support.upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "specs" / "original" / "minimax.json"

@@ -6,13 +6,10 @@ and usage that came back, and a provider error turned into each endpoint's docum
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,16 +17,21 @@ import openai
 import pytest
 
 from bridge.config import DEFAULT_FAILURE_TEXT
-from tests import spec_fakes as fakes
-from tests.conftest import FakeUpstream, Recorded, sdk_client, sse, text_chunks
-
-SYSTEM, QUESTION = "Be brief.", "Hello?"
-MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
-PIECES = ["你好", ", ", "world", "!"]
-TEXT = "".join(PIECES)
-KEY = "sk-spec-test-0123456789"
-MODEL = "model-x"
-OPENAI_PARAMS = {"temperature": 0.5, "max_tokens": 50}
+from tests.support import spec_fakes as fakes
+from tests.support.spec_cases import (
+    KEY,
+    MESSAGES,
+    MODEL,
+    OPENAI_PARAMS,
+    PIECES,
+    QUESTION,
+    SYSTEM,
+    TEXT,
+    ask_form,
+    ask_openai,
+    lingyi_signature_ok,
+)
+from tests.support.upstream import FakeUpstream, Recorded, sse, text_chunks
 
 
 def _sdk_extras(route: str, **extra: Any) -> dict[str, Any]:
@@ -55,20 +57,6 @@ def check_minimax(req: Recorded, route: str) -> None:
         "reply_constraints": {"sender_type": "BOT", "sender_name": "Assistant"},
         "messages": [{"sender_type": "USER", "sender_name": "User", "text": QUESTION}],
     }
-
-
-def lingyi_signature_ok(req: Recorded, ak: str, sk: str) -> bool:
-    """The X-IHU-Authorization-V2 algorithm from protocols.md, written out independently."""
-    value = req.headers["X-IHU-Authorization-V2"]
-    prefix, _, signature = value.rpartition("/")
-    scheme, got_ak, stamp, expires = prefix.split("/")
-    assert (scheme, got_ak, expires) == ("ihcloud", ak, "300")
-    signed_at = datetime.strptime(stamp, "%d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
-    assert abs(signed_at.timestamp() - time.time()) < 120
-    signing_key = hmac.new(sk.encode(), prefix.encode(), hashlib.sha256).hexdigest()
-    canonical = f"POST\n{req.path}\ncontent-md5:{hashlib.md5(req.body).hexdigest()}"
-    expected = hmac.new(signing_key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(signature, expected)
 
 
 def check_lingyi(req: Recorded, route: str) -> None:
@@ -229,31 +217,6 @@ def check_no_secret(case: Case, text: str) -> None:
 def env_for(case: Case, fake: FakeUpstream, **extra: str) -> dict[str, str]:
     return {"UPSTREAM": case.upstream, "UPSTREAM_BASE_URL": fake.url + case.base_path, "UPSTREAM_MODEL": MODEL,
             **case.env, **extra}
-
-
-async def ask_form(client: Any) -> tuple[int, dict[str, Any]]:
-    resp = await client.post("/", data={"Message": json.dumps(MESSAGES), "Token": "",
-                                        "ExtendData": json.dumps({"InstanceId": "inst-1"})})
-    return resp.status, await resp.json()
-
-
-def sdk(client: Any) -> openai.AsyncOpenAI:
-    return sdk_client(str(client.make_url("/v1")), "unused")
-
-
-async def ask_openai(client: Any) -> tuple[str, Any]:
-    async with sdk(client) as api:
-        stream = await api.chat.completions.create(
-            model="ignored-by-upstream-model", messages=MESSAGES, stream=True,  # type: ignore[arg-type]
-            stream_options={"include_usage": True}, extra_body={"extendData": {"instanceId": "inst-1"}},
-            **OPENAI_PARAMS)
-        text, usage = "", None
-        async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                text += chunk.choices[0].delta.content
-            if chunk.usage is not None:
-                usage = chunk.usage
-    return text, usage
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -26,9 +26,10 @@ from bridge.upstreams.spec import load_spec
 from bridge.upstreams.spec.extract import read_outputs
 from bridge.upstreams.spec.outgoing import render_request
 from bridge.upstreams.spec.templates import Context
-from tests import spec_fakes as fakes
-from tests.conftest import FakeUpstream, log_lines, sdk_client
-from tests.test_specs_format import TOOL_HISTORY
+from tests.support import spec_fakes as fakes
+from tests.support.app import log_lines, sdk_client
+from tests.support.spec_cases import TOOL_HISTORY
+from tests.support.upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "specs" / "README.md"

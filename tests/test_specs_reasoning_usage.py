@@ -20,8 +20,8 @@ from bridge.request import ChatRequest
 from bridge.upstreams import build_upstream
 from bridge.upstreams.openai.stream import MAX_EXTRAS, read_usage
 from bridge.upstreams.openai.wire import completion_events
-from tests import spec_fakes as fakes
-from tests.conftest import FakeUpstream
+from tests.support import spec_fakes as fakes
+from tests.support.upstream import FakeUpstream
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 KEY = "sk-reasoning-0123456789"

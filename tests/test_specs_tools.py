@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.conftest import FakeUpstream
+from tests.support.upstream import FakeUpstream
 
 FIXTURES = Path(__file__).parent / "fixtures" / "providers"
 KEY = "sk-tools-0123456789abcdef"

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from bridge.config import ConfigError, read_settings
-from tests.conftest import FakeUpstream
+from tests.support.upstream import FakeUpstream
 
 PROBE = {"UPSTREAM_PROBE": "on"}  # the test harness turns it off for every other test
 

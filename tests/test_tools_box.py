@@ -7,112 +7,22 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from bridge.tools import ToolBox, load_toolbox
+from tests.support.tool_servers import HUGE_TOTAL, WEATHER_KEY, OutcomeToolServer
 
-WEATHER_KEY = "wk-live-7Hq2mZpR4sVx9TbN"
 EXTRA_KEY = "xk-0p9o8i7u6y5t4r3e"
-HUGE_TOTAL = 64 * 1024 * 1024  # far more than any socket buffer holds
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: list[tuple[str, str]]
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class ToolServer:
-    """Answers JSON, text, 500, a huge body, a slow answer, and echoes the headers it got."""
-
-    server: TestServer | None = None
-    seen: list[Seen] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
-    huge_sent: int = 0
-
-    def url(self, path: str) -> str:
-        assert self.server is not None
-        return str(self.server.make_url(path))
-
-    async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        self.seen.append(Seen(request.method, request.path, list(request.query.items()),
-                              dict(request.headers), body))
-        handler = getattr(self, "on_" + request.match_info["name"])
-        try:
-            response: web.StreamResponse = await handler(request, body)
-        except (asyncio.CancelledError, ConnectionError):
-            self.disconnected.set()
-            raise
-        return response
-
-    async def on_json(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        return web.json_response({"temp": 21, "sky": "clear", "got": json.loads(body or b"null")})
-
-    async def on_query(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        return web.json_response([list(pair) for pair in request.query.items()])
-
-    async def on_text(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        return web.Response(text="Sunny, 21 degrees.")
-
-    async def on_empty(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        return web.Response(status=204)
-
-    async def on_fail(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        return web.Response(status=500, text="database exploded: " + "x" * 5000)
-
-    async def on_redirect(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        raise web.HTTPFound(self.url("/json"))
-
-    async def on_headers(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        return web.json_response({"headers_you_sent": dict(request.headers)})
-
-    async def on_near_cap(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        # the secret straddles the 1024-byte cap: a naive cut would leave its first half
-        return web.Response(text="a" * 1014 + WEATHER_KEY + "b" * 2000)
-
-    async def on_huge(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        await response.prepare(request)
-        chunk = b"[" + b"1," * 32767 + b"1]"
-        while self.huge_sent < HUGE_TOTAL:
-            await response.write(chunk)
-            self.huge_sent += len(chunk)
-        return response
-
-    async def on_slow(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        self.arrived.set()
-        await asyncio.Event().wait()  # answers never; only a disconnect ends it
-        raise AssertionError("unreachable")
-
-
-@pytest.fixture
-async def tool_server() -> AsyncIterator[ToolServer]:
-    fake = ToolServer()
-    app = web.Application()
-    app.router.add_route("*", "/{name}", fake.dispatch)
-    fake.server = TestServer(app, host="127.0.0.1")
-    await fake.server.start_server()
-    yield fake
-    await fake.server.close()
 
 
 BoxFactory = Callable[..., Awaitable[ToolBox]]
 
 
 @pytest.fixture
-async def make_box(tmp_path: Path, tool_server: ToolServer) -> AsyncIterator[BoxFactory]:
+async def make_box(tmp_path: Path, outcome_server: OutcomeToolServer) -> AsyncIterator[BoxFactory]:
     """`await make_box(name=("/path", {http extras}), ...)`: a started toolbox over those tools."""
     boxes: list[ToolBox] = []
 
@@ -120,7 +30,7 @@ async def make_box(tmp_path: Path, tool_server: ToolServer) -> AsyncIterator[Box
         entries = []
         for name, (path, http) in tools.items():
             parameters = http.pop("parameters", {"type": "object"})
-            url = http.pop("url", tool_server.url(path))
+            url = http.pop("url", outcome_server.url(path))
             entries.append({"name": name, "description": f"The {name} tool", "parameters": parameters,
                             "http": {"url": url, **http}})
         file = tmp_path / "tools.json"
@@ -139,14 +49,15 @@ CITY = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"t
         "required": ["city"]}
 
 
-async def test_ok_json_and_the_body_is_exactly_the_arguments(make_box: BoxFactory, tool_server: ToolServer) -> None:
+async def test_ok_json_and_the_body_is_exactly_the_arguments(make_box: BoxFactory,
+                                                             outcome_server: OutcomeToolServer) -> None:
     box = await make_box(get_weather=("/json", {"parameters": CITY}))
     arguments = '{"city": "Paris", "days": 2, "url": "http://evil.example/", "headers": {"Host": "evil"}}'
     result = await box.call("get_weather", arguments)
     assert result.outcome == "ok" and result.name == "get_weather"
     assert json.loads(result.content) == {"temp": 21, "sky": "clear", "got": json.loads(arguments)}
     assert result.duration_ms > 0
-    [seen] = tool_server.seen
+    [seen] = outcome_server.seen
     # URL, method and headers come from the file; the arguments only ever form the body
     assert (seen.method, seen.path, seen.query) == ("POST", "/json", [])
     assert json.loads(seen.body) == json.loads(arguments)
@@ -154,12 +65,13 @@ async def test_ok_json_and_the_body_is_exactly_the_arguments(make_box: BoxFactor
     assert seen.headers["Host"] != "evil"
 
 
-async def test_get_puts_top_level_arguments_in_the_query(make_box: BoxFactory, tool_server: ToolServer) -> None:
-    box = await make_box(search=("/query", {"method": "GET", "url": tool_server.url("/query") + "?fixed=1"}))
+async def test_get_puts_top_level_arguments_in_the_query(make_box: BoxFactory,
+                                                         outcome_server: OutcomeToolServer) -> None:
+    box = await make_box(search=("/query", {"method": "GET", "url": outcome_server.url("/query") + "?fixed=1"}))
     result = await box.call("search", json.dumps({"q": "rain & wind", "fixed": "model-wins?", "n": 3, "exact": True,
                                                   "tags": ["a", "b"], "skip": None, "where": {"lat": 1.5}}))
     assert result.outcome == "ok"
-    [seen] = tool_server.seen
+    [seen] = outcome_server.seen
     assert seen.method == "GET" and seen.body == b""
     assert seen.query == [("fixed", "1"), ("q", "rain & wind"), ("n", "3"), ("exact", "true"),
                           ("tags", "a"), ("tags", "b"), ("where", '{"lat":1.5}')]
@@ -181,11 +93,11 @@ async def test_http_error_has_status_and_a_short_excerpt(make_box: BoxFactory) -
     assert len(result.content) < 400
 
 
-async def test_redirects_are_not_followed(make_box: BoxFactory, tool_server: ToolServer) -> None:
+async def test_redirects_are_not_followed(make_box: BoxFactory, outcome_server: OutcomeToolServer) -> None:
     box = await make_box(moved=("/redirect", {}))
     result = await box.call("moved", "{}")
     assert result.outcome == "error" and "HTTP 302 (redirects are not followed)" in result.content
-    assert [s.path for s in tool_server.seen] == ["/redirect"]
+    assert [s.path for s in outcome_server.seen] == ["/redirect"]
 
 
 async def test_timeout_per_tool_and_capped_by_the_caller(make_box: BoxFactory) -> None:
@@ -201,7 +113,7 @@ async def test_timeout_per_tool_and_capped_by_the_caller(make_box: BoxFactory) -
 
 
 async def test_too_large_is_cut_at_the_cap_and_the_rest_never_read(make_box: BoxFactory,
-                                                                   tool_server: ToolServer) -> None:
+                                                                   outcome_server: OutcomeToolServer) -> None:
     box = await make_box(dump=("/huge", {"max_result_bytes": 1024}))
     result = await box.call("dump", "{}")
     assert result.outcome == "too_large"
@@ -209,11 +121,11 @@ async def test_too_large_is_cut_at_the_cap_and_the_rest_never_read(make_box: Box
     assert note == "[truncated: the result was larger than 1024 bytes]"
     assert body.startswith("[1,1,1,") and len(body.encode()) <= 1024
     # the connection was dropped, not drained: the server could not push its whole answer
-    await asyncio.wait_for(tool_server.disconnected.wait(), 5)
-    assert tool_server.huge_sent < HUGE_TOTAL / 2
+    await asyncio.wait_for(outcome_server.disconnected.wait(), 5)
+    assert outcome_server.huge_sent < HUGE_TOTAL / 2
 
 
-async def test_bad_arguments_never_reach_the_tool(make_box: BoxFactory, tool_server: ToolServer) -> None:
+async def test_bad_arguments_never_reach_the_tool(make_box: BoxFactory, outcome_server: OutcomeToolServer) -> None:
     box = await make_box(get_weather=("/json", {"parameters": CITY}))
     cases = {
         '{"city": "Par': "are not valid JSON",
@@ -226,7 +138,7 @@ async def test_bad_arguments_never_reach_the_tool(make_box: BoxFactory, tool_ser
         result = await box.call("get_weather", arguments)
         assert result.outcome == "bad_arguments", arguments
         assert expected in result.content, result.content
-    assert tool_server.seen == []
+    assert outcome_server.seen == []
 
 
 async def test_unknown_tool(make_box: BoxFactory) -> None:
@@ -237,13 +149,14 @@ async def test_unknown_tool(make_box: BoxFactory) -> None:
     assert box.owns("get_weather") and not box.owns("launch_rockets")
 
 
-async def test_env_header_is_sent_and_its_echo_redacted(make_box: BoxFactory, tool_server: ToolServer) -> None:
+async def test_env_header_is_sent_and_its_echo_redacted(make_box: BoxFactory,
+                                                        outcome_server: OutcomeToolServer) -> None:
     env = {"WEATHER_KEY": WEATHER_KEY, "EXTRA_KEY": EXTRA_KEY}
     headers = {"Authorization": "Bearer ${env.WEATHER_KEY}", "X-Extra": "${env.EXTRA_KEY}", "X-Client": "bridge"}
     box = await make_box(env, whoami=("/headers", {"headers": headers}))
     result = await box.call("whoami", "{}")
     assert result.outcome == "ok"
-    [seen] = tool_server.seen
+    [seen] = outcome_server.seen
     assert seen.headers["Authorization"] == f"Bearer {WEATHER_KEY}"
     assert seen.headers["X-Extra"] == EXTRA_KEY
     echoed = json.loads(result.content)["headers_you_sent"]
@@ -263,15 +176,16 @@ async def test_redaction_happens_before_the_cut(make_box: BoxFactory) -> None:
     assert body.startswith("a" * 1000)
 
 
-async def test_cancelling_a_call_closes_the_request_at_once(make_box: BoxFactory, tool_server: ToolServer) -> None:
+async def test_cancelling_a_call_closes_the_request_at_once(make_box: BoxFactory,
+                                                            outcome_server: OutcomeToolServer) -> None:
     box = await make_box(slow=("/slow", {"timeout": 30}))
     task = asyncio.create_task(box.call("slow", "{}"))
-    await asyncio.wait_for(tool_server.arrived.wait(), 5)
+    await asyncio.wait_for(outcome_server.arrived.wait(), 5)
     started = time.perf_counter()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.wait_for(tool_server.disconnected.wait(), 2)
+    await asyncio.wait_for(outcome_server.disconnected.wait(), 2)
     assert time.perf_counter() - started < 1
 
 

@@ -20,9 +20,9 @@ from aiohttp.test_utils import TestServer
 
 from bridge.inbound.context import SERVICES
 from bridge.tools import load_toolbox
-from tests.conftest import FakeUpstream, log_lines, sse, text_chunks
-from tests.test_tools_loop import events_of
-from tests.test_tools_mcp import McpTestServer
+from tests.support.app import log_lines, sse_events
+from tests.support.mcp_server import McpTestServer
+from tests.support.upstream import FakeUpstream, sse, text_chunks
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "tools.md"
 ORDERS_TOKEN = "orders-token-7Hq2Wm4Rz"
@@ -152,7 +152,7 @@ async def test_the_worked_example_runs_end_to_end(bridge, fake_upstream, orders,
     resp = await client.post("/chat/completions", json={
         "model": "m", "stream": True, "messages": [{"role": "user", "content": "Where is my order A-1042?"}]})
     assert resp.status == 200
-    events = [e for e in events_of(await resp.text()) if e.get("choices")]
+    events = [e for e in sse_events(await resp.text()) if e.get("choices")]
     texts = [e["choices"][0]["delta"].get("content") or "" for e in events]
     assert texts[0] == "One moment, let me check that for you."
     assert "".join(texts[1:]) == answer

@@ -5,160 +5,20 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
-import uvicorn
 from mcp import types
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.session import ServerSession
-from mcp.server.subscriptions import InMemorySubscriptionBus
-from mcp.shared.subscriptions import ToolsListChanged
 
 from bridge.log import configure_logging
 from bridge.redaction import Redactor
 from bridge.tools import ToolBox
 from bridge.tools.loader import load_config
 from bridge.tools.mcp_client import render
-
-MCP_TOKEN = "orderdesk-9Yx8Qw2Er7Ty1Ui3Zz"  # shaped like no known credential: only configuration can mask it
-
-
-class CountingBus(InMemorySubscriptionBus):
-    """The in-memory bus, telling the test when a client has opened a subscriptions/listen stream."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.listening = threading.Event()
-
-    def subscribe(self, listener: Callable[[Any], None]) -> Callable[[], None]:
-        unsubscribe = super().subscribe(listener)
-        self.listening.set()
-        return unsubscribe
-
-
-class McpTestServer:
-    """MCPServer with two tools, served by uvicorn in its own thread and loop on a pre-bound socket.
-
-    Until `start()`, the port is bound but not listening, so connections are refused.
-    """
-
-    def __init__(self, port: int = 0) -> None:
-        self.bus = CountingBus()
-        self.mcp = MCPServer("order-desk", subscriptions=self.bus, log_level="WARNING")
-        self.sessions: list[ServerSession] = []
-        self.requests: list[tuple[dict[str, str], str]] = []
-        self.orders: list[str] = []
-        self.slow_started = threading.Event()
-        self.slow_cancelled = threading.Event()
-        self._add_tools()
-        self.mcp.middleware.append(self._remember_session)
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.port = self.sock.getsockname()[1]
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: uvicorn.Server | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
-
-    def _add_tools(self) -> None:
-        orders, started, cancelled = self.orders, self.slow_started, self.slow_cancelled
-
-        @self.mcp.tool()
-        def lookup_order(order_id: str) -> str:
-            """Look up an order by its id."""
-            orders.append(order_id)
-            if order_id == "missing":
-                raise ToolError(f"no order {order_id}")
-            if order_id == "long":
-                return "line of order history. " * 200
-            return f"Order {order_id}: shipped (internal ref {MCP_TOKEN})"
-
-        @self.mcp.tool()
-        async def slow_report(seconds: float) -> str:
-            """Build a report; takes a while."""
-            started.set()
-            try:
-                await anyio.sleep(seconds)  # the tool's own work, not test synchronisation
-            except BaseException:
-                cancelled.set()
-                raise
-            return "report ready"
-
-    async def _remember_session(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if ctx.session not in self.sessions:
-            self.sessions.append(ctx.session)
-        return await call_next(ctx)
-
-    def start(self) -> None:
-        inner = self.mcp.streamable_http_app()
-
-        async def recording(scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] == "http":
-                headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-                self.requests.append((headers, scope["query_string"].decode()))
-            await inner(scope, receive, send)
-
-        ready = threading.Event()
-
-        class Server(uvicorn.Server):
-            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-                await super().startup(sockets)
-                ready.set()
-
-        self._server = Server(uvicorn.Config(recording, log_level="warning", lifespan="on",
-                                             timeout_graceful_shutdown=0.2))  # type: ignore[arg-type]
-
-        def serve() -> None:
-            self.loop = asyncio.new_event_loop()
-            assert self._server is not None
-            self.loop.run_until_complete(self._server.serve(sockets=[self.sock]))
-            self.loop.close()
-
-        self._thread = threading.Thread(target=serve, name=f"mcp-server-{self.port}", daemon=True)
-        self._thread.start()
-        assert ready.wait(5), "the MCP server did not start"
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(5)
-            assert not self._thread.is_alive(), "the MCP server did not stop"
-        self.sock.close()
-
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run `coro` on the server's own loop and wait for it."""
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(5)
-
-    def add_tool_and_notify(self, *, legacy: bool) -> None:
-        """Add `track_parcel`, then announce the change the way the connection's era expects."""
-
-        def track_parcel(parcel_id: str) -> str:
-            return f"parcel {parcel_id} is out for delivery"
-
-        async def change() -> None:
-            if "track_parcel" not in {tool.name for tool in await self.mcp.list_tools()}:
-                self.mcp.add_tool(track_parcel, description="Where a parcel is now")
-            if legacy:
-                for session in self.sessions:
-                    await session.send_tool_list_changed()
-            else:
-                await self.bus.publish(ToolsListChanged())
-
-        self.run(change())
+from tests.support.mcp_server import MCP_TOKEN, McpTestServer
 
 
 @pytest.fixture
@@ -196,7 +56,11 @@ def names(box: ToolBox) -> list[str]:
 
 
 @pytest.fixture
-async def make_box(tmp_path: Path) -> AsyncIterator[Callable[..., ToolBox]]:
+async def make_mcp_box(tmp_path: Path) -> AsyncIterator[Callable[..., ToolBox]]:
+    """`make_mcp_box(url, **server)`: a toolbox over the one MCP server at `url`, not started yet.
+
+    Named apart from tests/test_tools_box.py's `make_box`, which builds HTTP tools and starts them.
+    """
     boxes: list[ToolBox] = []
 
     def make(url: str, **server: Any) -> ToolBox:
@@ -212,8 +76,9 @@ async def make_box(tmp_path: Path) -> AsyncIterator[Callable[..., ToolBox]]:
 
 
 async def test_tools_are_discovered_narrowed_and_called(mcp_server: McpTestServer, log_stream: io.StringIO,
-                                                        make_box: Callable[..., ToolBox]) -> None:
-    box = make_box(mcp_server.url, include=["lookup_order", "lookup_ordr"], headers={"X-Api-Key": "${env.MCP_TOKEN}"})
+                                                        make_mcp_box: Callable[..., ToolBox]) -> None:
+    box = make_mcp_box(mcp_server.url, include=["lookup_order", "lookup_ordr"],
+                       headers={"X-Api-Key": "${env.MCP_TOKEN}"})
     assert box.definitions() == []  # nothing is listed before start()
     await box.start()
     await until(lambda: bool(box.definitions()), "the tools to be listed")
@@ -236,8 +101,8 @@ async def test_tools_are_discovered_narrowed_and_called(mcp_server: McpTestServe
 
 
 async def test_all_tools_without_include_and_arguments_checked(mcp_server: McpTestServer,
-                                                               make_box: Callable[..., ToolBox]) -> None:
-    box = make_box(mcp_server.url)
+                                                               make_mcp_box: Callable[..., ToolBox]) -> None:
+    box = make_mcp_box(mcp_server.url)
     await box.start()
     await until(lambda: len(box.definitions()) == 2, "both tools")
     assert sorted(names(box)) == ["lookup_order", "slow_report"]
@@ -248,8 +113,8 @@ async def test_all_tools_without_include_and_arguments_checked(mcp_server: McpTe
     assert mcp_server.orders == []  # nothing reached the server
 
 
-async def test_error_result_and_too_large(mcp_server: McpTestServer, make_box: Callable[..., ToolBox]) -> None:
-    box = make_box(mcp_server.url, max_result_bytes=256)
+async def test_error_result_and_too_large(mcp_server: McpTestServer, make_mcp_box: Callable[..., ToolBox]) -> None:
+    box = make_mcp_box(mcp_server.url, max_result_bytes=256)
     await box.start()
     await until(lambda: "lookup_order" in names(box), "lookup_order")
     result = await box.call("lookup_order", '{"order_id": "missing"}')
@@ -261,8 +126,8 @@ async def test_error_result_and_too_large(mcp_server: McpTestServer, make_box: C
 
 
 async def test_timeout_and_cancellation_reach_the_server(mcp_server: McpTestServer,
-                                                         make_box: Callable[..., ToolBox]) -> None:
-    box = make_box(mcp_server.url, timeout=10)
+                                                         make_mcp_box: Callable[..., ToolBox]) -> None:
+    box = make_mcp_box(mcp_server.url, timeout=10)
     await box.start()
     await until(lambda: "slow_report" in names(box), "slow_report")
 
@@ -286,10 +151,10 @@ async def test_timeout_and_cancellation_reach_the_server(mcp_server: McpTestServ
     assert (await box.call("lookup_order", '{"order_id": "B-2"}')).outcome == "ok"
 
 
-async def test_server_down_at_start_is_logged_then_picked_up(make_box: Callable[..., ToolBox],
+async def test_server_down_at_start_is_logged_then_picked_up(make_mcp_box: Callable[..., ToolBox],
                                                              log_stream: io.StringIO) -> None:
     server = McpTestServer()  # bound, not listening yet
-    box = make_box(server.url + "?token=${env.MCP_TOKEN}", include=["lookup_order"],
+    box = make_mcp_box(server.url + "?token=${env.MCP_TOKEN}", include=["lookup_order"],
                    headers={"Authorization": "Bearer ${env.MCP_TOKEN}"})
     try:
         await box.start()
@@ -314,12 +179,12 @@ async def test_server_down_at_start_is_logged_then_picked_up(make_box: Callable[
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_server_restart_withdraws_then_restores_its_tools(make_box: Callable[..., ToolBox],
+async def test_server_restart_withdraws_then_restores_its_tools(make_mcp_box: Callable[..., ToolBox],
                                                                 log_stream: io.StringIO, mode: str) -> None:
     server = McpTestServer()
     server.start()
     port = server.port
-    box = make_box(server.url)
+    box = make_mcp_box(server.url)
     box.links[0]._mode = mode
     await box.start()
     await until(lambda: len(names(box)) == 2, "the tools")
@@ -343,10 +208,10 @@ async def test_server_restart_withdraws_then_restores_its_tools(make_box: Callab
         again.stop()
 
 
-async def test_aclose_while_retrying_is_prompt(make_box: Callable[..., ToolBox], log_stream: io.StringIO) -> None:
+async def test_aclose_while_retrying_is_prompt(make_mcp_box: Callable[..., ToolBox], log_stream: io.StringIO) -> None:
     server = McpTestServer()  # never listens
     try:
-        box = make_box(server.url)
+        box = make_mcp_box(server.url)
         await box.start()
         await until(lambda: len(log_lines(log_stream, "mcp_unreachable")) >= 2, "two failed attempts")
         started = time.perf_counter()
@@ -361,8 +226,8 @@ async def test_aclose_while_retrying_is_prompt(make_box: Callable[..., ToolBox],
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_tools_list_changed_refreshes_definitions(mcp_server: McpTestServer,
-                                                        make_box: Callable[..., ToolBox], mode: str) -> None:
-    box = make_box(mcp_server.url)
+                                                        make_mcp_box: Callable[..., ToolBox], mode: str) -> None:
+    box = make_mcp_box(mcp_server.url)
     box.links[0]._mode = mode  # "auto" negotiates 2026-07-28 (subscriptions/listen); "legacy" the handshake era
     await box.start()
     await until(lambda: len(names(box)) == 2, "the tools")

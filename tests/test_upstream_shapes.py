@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 
 from bridge.config import DEFAULT_FAILURE_TEXT
-from tests.conftest import FakeUpstream, log_lines, sse, text_chunks
+from tests.support.app import log_lines
+from tests.support.upstream import FakeUpstream, sse, text_chunks
 
 USER = [{"role": "user", "content": "hi"}]
 

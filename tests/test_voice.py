@@ -11,17 +11,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.conftest import FakeUpstream, log_lines, sse, text_chunks
+from tests.support.app import log_lines, sse_events
+from tests.support.upstream import FakeUpstream, sse, text_chunks
 
 USER = [{"role": "user", "content": "hi"}]
 MARKDOWN = ["## Your **order**\n", "- shipped `today`\n- see [the page](https://x.example/o/1)", " 🎉"]
 SPOKEN = "Your order\nshipped today\nsee the page"
-
-
-def sse_events(text: str) -> list[dict[str, Any]]:
-    events = [e.removeprefix("data: ") for e in text.split("\n\n") if e]
-    assert events[-1] == "[DONE]"
-    return [json.loads(e) for e in events[:-1]]
 
 
 def spoken_text(events: list[dict[str, Any]]) -> str:

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,17 +15,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import FakeUpstream, sdk_client
+from tests.support.app import sdk_client
+from tests.support.processes import ROOT, SOMAXCONN, free_port
+from tests.support.upstream import FakeUpstream, held_upstream
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "workers-test-token"
-SOMAXCONN = int(Path("/proc/sys/net/core/somaxconn").read_text())  # the kernel's cap on any backlog
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def gunicorn_env(port: int, **extra: str) -> dict[str, str]:
@@ -154,8 +147,6 @@ async def test_a_configuration_error_stops_start_up_with_a_clear_message() -> No
 
 
 async def test_under_gunicorn_the_drain_cuts_honestly_and_exits_in_time(fake_upstream: FakeUpstream) -> None:
-    from tests.test_shutdown import held_upstream
-
     held_upstream(fake_upstream)
     port = free_port()
     env = gunicorn_env(port, OPENAI_BASE_URL=fake_upstream.url + "/v1", DRAIN_TIMEOUT="1",

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
-FIXTURES = Path(__file__).parent / "fixtures" / "platforms" / "sockets"
+from tests.support.strict_openai import refusal
+from tests.support.upstream import FakeUpstream, sse, text_chunks
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "platforms" / "sockets"
 WAIT = 5.0  # seconds any one message may take to arrive
 
 
@@ -103,3 +108,50 @@ class RetellClient(Client):
 
 def socket_url(base: str, path: str) -> str:
     return base.replace("http://", "ws://", 1) + path
+
+
+ANSWER = ["Life is", " a journey."]
+
+
+Reply = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
+
+
+def upstream_env(fake: FakeUpstream, **extra: str) -> dict[str, str]:
+    return {"OPENAI_BASE_URL": fake.url + "/v1", "OPENAI_API_KEY": "sk-up", **extra}
+
+
+def messages_sent(fake: FakeUpstream, i: int = -1) -> list[dict[str, Any]]:
+    return fake.requests[i].json()["messages"]  # type: ignore[no-any-return]
+
+
+def strict(fake: FakeUpstream, reply: Reply) -> list[str]:
+    """`fake` refuses what OpenAI refuses (tests/strict_openai.py) and answers a valid request with `reply`."""
+    refused: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        problem = refusal(body)
+        if problem is not None:
+            refused.append(problem)
+            return web.json_response({"error": {"message": problem, "type": "invalid_request_error"}}, status=400)
+        return await reply(request, body)
+
+    fake.handler = handler
+    return refused
+
+
+def tool_call(name: str, arguments: dict[str, Any], said: str = "") -> Reply:
+    """An answer that calls `name` (after saying `said`), as OpenAI streams a tool call."""
+    base = text_chunks([])[0]
+
+    async def reply(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        chunks = [base]
+        if said:
+            chunks.append({**base, "choices": [{"index": 0, "delta": {"content": said}, "finish_reason": None}]})
+        chunks.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{
+            "index": 0, "id": "call_9", "type": "function",
+            "function": {"name": name, "arguments": json.dumps(arguments)}}]}, "finish_reason": None}]})
+        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+        return web.Response(body=sse(chunks), content_type="text/event-stream")
+
+    return reply

@@ -1,6 +1,6 @@
 """Fake providers for the spec tests: aiohttp handlers speaking each provider's real wire format.
 
-Each builder returns a handler for `FakeUpstream.handler` (tests/conftest.py), which records
+Each builder returns a handler for `FakeUpstream.handler` (tests/support/upstream.py), which records
 the request the provider received. Bodies are written frame by frame, as providers do.
 `{key}` in a body is replaced by the credential the request carried, as providers that say
 "Incorrect API key provided: sk-..." do: tests then check the bridge never repeats it.

@@ -23,9 +23,10 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.conftest import FakeUpstream, sse, text_chunks
+from tests.support.upstream import FakeUpstream, sse, text_chunks
 
-CONTRACT = json.loads((Path(__file__).parent / "fixtures" / "openai" / "contract.json").read_text(encoding="utf-8"))
+CONTRACT_FILE = Path(__file__).parents[1] / "fixtures" / "openai" / "contract.json"
+CONTRACT = json.loads(CONTRACT_FILE.read_text(encoding="utf-8"))
 PARAMETERS: dict[str, list[str]] = {name: spec["types"] for name, spec in CONTRACT["parameters"].items()}
 MESSAGE_FIELDS: dict[str, list[str]] = {role: keys for role, keys in CONTRACT["message_fields"].items()
                                         if not role.startswith("_")}
