@@ -170,7 +170,9 @@
       const end = Math.max(1, ...this.rows.map((r) => r.at));
       for (const {at, span, bar} of this.rows) {
         const from = Math.max(0, at - span);
-        bar.style.left = (100 * from / end) + "%";
+        const left = 100 * from / end;
+        // a moment is a dot, kept inside the track; a tool is a bar as long as it ran
+        bar.style.left = span ? left + "%" : "calc(" + left + "% - " + (0.04 * left) + "px)";
         bar.style.width = span ? Math.max(1, 100 * (at - from) / end) + "%" : "";
       }
     }
