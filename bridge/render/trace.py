@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from bridge import jsonutil
-from bridge.events import Batch, Filler, Note, TextDelta
+from bridge.events import Batch, Event, Filler, Note, TextDelta
 from bridge.render.openai import ChunkEncoder
 
 TRACE_HEADER = "X-Bridge-Trace"
@@ -37,15 +37,20 @@ class Trace:
         if self._agent is not None:
             lines.append({"event": "agent", "name": self._agent})
             self._agent = None
-        for event in batch:
-            if type(event) is Note and event.name in _NOTE_FIELDS:
-                lines.append({"event": event.name, **{k: event.data.get(k) for k in _NOTE_FIELDS[event.name]}})
-            elif type(event) is Filler:
-                lines.append({"event": "filler", "text": event.text})
-            elif type(event) is TextDelta and not self._answered and event.text:
-                self._answered = True
-                lines.append({"event": "first_token"})
+        lines += [line for event in batch if (line := self._about(event)) is not None]
         return self._lines(lines)
+
+    def _about(self, event: Event) -> dict[str, Any] | None:
+        """What the trace says of one event (None: nothing)."""
+        if type(event) is Note:
+            fields = _NOTE_FIELDS.get(event.name)
+            return None if fields is None else {"event": event.name, **{k: event.data.get(k) for k in fields}}
+        if type(event) is Filler:
+            return {"event": "filler", "text": event.text}
+        if type(event) is TextDelta and event.text and not self._answered:
+            self._answered = True
+            return {"event": "first_token"}
+        return None
 
     def end(self) -> bytes:
         return self._lines([{"event": "done"}])
