@@ -399,3 +399,10 @@ def test_empty_pieces_and_answers() -> None:
     assert speech.feed("") == ""
     assert speech.finish() == ""
     assert speakable("") == ""
+
+
+def test_a_space_at_the_start_is_trimmed_unless_something_was_said_before() -> None:
+    speech = SpeechFilter()
+    assert speech.feed(" It's sunny.") + speech.finish() == "It's sunny."
+    speech.said_before()  # the bridge's filler went ahead of this text: its leading space joins the two
+    assert speech.feed(" It's sunny.") + speech.finish() == " It's sunny."

@@ -155,7 +155,7 @@ async def test_the_worked_example_runs_end_to_end(bridge, fake_upstream, orders,
     events = [e for e in sse_events(await resp.text()) if e.get("choices")]
     texts = [e["choices"][0]["delta"].get("content") or "" for e in events]
     assert texts[0] == "One moment, let me check that for you."
-    assert "".join(texts[1:]) == answer
+    assert "".join(texts) == "One moment, let me check that for you. " + answer  # joined as speech
     assert not any(e["choices"][0]["delta"].get("tool_calls") for e in events)
     assert events[-1]["choices"][0]["finish_reason"] == "stop"
 

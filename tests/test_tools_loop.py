@@ -29,7 +29,8 @@ async def test_filler_first_then_an_answer_built_from_the_tool_and_no_bridge_cal
     events = sse_events(await resp.text())
     texts = [e["choices"][0]["delta"].get("content") for e in events if e.get("choices")]
     assert texts[0] == "One moment, let me check."
-    assert "".join(t or "" for t in texts[1:]) == 'Result: {"city":"Paris","sky":"sunny","celsius":21}'
+    # joined as speech: "One moment, let me check." + " Result: ..." (the speech filter keeps the space)
+    assert "".join(t or "" for t in texts[1:]) == ' Result: {"city":"Paris","sky":"sunny","celsius":21}'
     assert not any(e["choices"][0]["delta"].get("tool_calls") for e in events if e.get("choices"))
     assert [e["choices"][0]["finish_reason"] for e in events if e.get("choices")][-1] == "stop"
     assert weather_server.bodies == [{"city": "Paris"}]  # the model's arguments are the body
@@ -151,7 +152,7 @@ async def test_the_tools_phrase_is_the_only_filler(bridge, fake_upstream, tmp_pa
                                                       filler="Checking the weather.")})
     resp = await client.post("/v1/chat/completions", json={"model": "m", "messages": USER, "stream": True})
     texts = [e["choices"][0]["delta"].get("content") for e in sse_events(await resp.text()) if e.get("choices")]
-    assert [t for t in texts if t][:2] == ["Checking the weather.", 'Result: {"sky":"grey"}']
+    assert [t for t in texts if t][:2] == ["Checking the weather.", ' Result: {"sky":"grey"}']
 
 
 async def test_the_log_line_counts_every_round_and_one_first_token(bridge, fake_upstream, weather_server, tmp_path,

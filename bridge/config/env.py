@@ -106,6 +106,7 @@ def _server(get: Reader) -> ServerSettings:
         log_level=get.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
         agents_file=get.text("BRIDGE_AGENTS"),
         public_url=_public_url(get.text("PUBLIC_URL")),
+        playground=get.choice("PLAYGROUND", ("ON", "OFF"), "ON") == "ON",
     )
 
 

@@ -72,6 +72,7 @@ class ServerSettings:
     log_level: str = "INFO"
     agents_file: str | None = None  # BRIDGE_AGENTS
     public_url: str | None = None  # PUBLIC_URL: where platforms reach the bridge (the Twilio signature's host)
+    playground: bool = True  # PLAYGROUND: GET /playground and the X-Bridge-Trace header (docs/playground.md)
 
 
 @dataclass(frozen=True, slots=True)

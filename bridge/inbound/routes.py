@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bridge.inbound import sockets
+from bridge.inbound import playground, sockets
 from bridge.inbound.agora_audio import CLIPS, Clips, handle_audio
 from bridge.inbound.agora_rag import handle_rag
 from bridge.inbound.alibaba_form import handle_form
@@ -52,14 +52,17 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/conversation-relay", handle_relay, SOCKET),
     Route("GET", "/retell/{call_id}", handle_retell, SOCKET),
     Route("GET", "/retell/{token}/{call_id}", handle_retell, SOCKET),
+    Route("GET", "/playground", playground.handle_page, FORM),  # a person's page, not a platform's route
+    Route("GET", "/playground/{file}", playground.handle_asset, FORM),
 )
 
 
 def setup(app: web.Application) -> None:
     """What the routes keep per process: the audio clips (read once), the open socket sessions, the
-    Responses API's stored conversations (closed with the app)."""
+    Responses API's stored conversations (closed with the app), the playground's files (read once)."""
     app[CLIPS] = Clips()
     sockets.setup(app)
+    playground.setup(app)
     app[CONVERSATIONS] = Conversations(app[SERVICES].settings.responses)
     app.on_cleanup.append(_close_conversations)
 

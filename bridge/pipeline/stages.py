@@ -113,6 +113,8 @@ class _Speakable:
                 changed = True
             elif type(event) is ToolCallDelta:
                 self.spoke = True  # a tool call is an answer
+            elif type(event) is Filler and self.speech is not None:
+                self.speech.said_before()
         return self._rebuilt(batch) if changed else batch
 
     async def _filter(self, event: TextDelta) -> bool:

@@ -66,6 +66,11 @@ class SpeechFilter:
         """How many characters fed so far are held back (always fewer than HOLD_LIMIT)."""
         return len(self._buf)
 
+    def said_before(self) -> None:
+        """Something was said ahead of this answer's text (the bridge's filler, between tool rounds):
+        a space at the text's start is then a gap to keep ("check." + " It's"), not an edge to trim."""
+        self._spoken.started = True
+
     def feed(self, text: str) -> str:
         """Returns what can be spoken now of `text` (and of what was held before it)."""
         if self._fast and rules.SPECIAL.search(text) is None:

@@ -27,6 +27,7 @@ from bridge.render.errors import OPENAI, caller_left
 from bridge.render.json_reply import json_reply
 from bridge.render.openai import ChunkEncoder, completion_object
 from bridge.render.sse import SSEWriter
+from bridge.render.trace import Trace, TracedChunks
 from bridge.render.whole import WholeAnswer
 from bridge.request import ChatRequest
 
@@ -63,15 +64,17 @@ async def completion_reply(chat: ChatRequest, answer: Awaitable[WholeAnswer]) ->
 
 
 async def stream_reply(request: web.Request, chat: ChatRequest, events: AsyncGenerator[Batch, None],
-                       log: RequestLog, writer: SSEWriter | None = None) -> web.StreamResponse:
+                       log: RequestLog, writer: SSEWriter | None = None, trace: Trace | None = None
+                       ) -> web.StreamResponse:
     """Forward the answer as SSE chunks as it arrives, each batch in one write.
 
     The headers go out with the first chunk, unless the route already opened `writer`. A
     failure before that is raised (the access middleware answers it); after it, an error
-    chunk and `[DONE]` end the stream.
+    chunk and `[DONE]` end the stream. With `trace`, its comment lines go with the chunks.
     """
     writer = writer or SSEWriter(request)
-    encoder = ChunkEncoder(chat.model, chat.include_usage)
+    encoder = ChunkEncoder(chat.model, chat.include_usage) if trace is None else TracedChunks(
+        chat.model, chat.include_usage, trace)
     try:
         try:
             async with aclosing(events):

@@ -7,21 +7,33 @@ every plain OpenAI client call. Platform fields are logged and dropped
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from bridge.inbound.auth import header_token
 from bridge.inbound.context import SERVICES, agent_for, log_of
 from bridge.inbound.openai.reply import REFUSED, STREAMED, WHOLE, accept_chat, completion_reply, stream_reply
 from bridge.render.json_reply import json_reply
+from bridge.render.trace import TRACE_HEADER, Trace
 
 
 async def handle_chat(request: web.Request) -> web.StreamResponse:
     """POST /v1/chat/completions and /chat/completions."""
+    arrived = time.perf_counter()
     agent, chat = await accept_chat(request)
     log = log_of(request)
     if chat.streamed:
-        return await stream_reply(request, chat, agent.pipeline.answer(chat, log, STREAMED), log)
+        trace = Trace(agent.name, arrived) if _traced(request) else None
+        return await stream_reply(request, chat, agent.pipeline.answer(chat, log, STREAMED), log, trace=trace)
     return await completion_reply(chat, agent.pipeline.whole(chat, log, WHOLE))
+
+
+def _traced(request: web.Request) -> bool:
+    """The caller asked for the pipeline's trace (the playground does; platforms never do), and
+    PLAYGROUND is on: off, the bridge shows nobody its pipeline."""
+    asked = request.headers.get(TRACE_HEADER, "").strip().lower() == "on"
+    return asked and request.app[SERVICES].settings.server.playground
 
 
 async def handle_models(request: web.Request) -> web.Response:
