@@ -15,10 +15,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: configuration loaded and not draining. From SIGTERM on, 503 (README, "Shutdown")."""
+    """Readiness: configuration loaded and not draining. From SIGTERM on, 503 (README, "Shutdown").
+
+    With BRIDGE_TOOLS, also 503 until each MCP server has been listed once or has failed its
+    first attempt, at most `startup_wait` seconds (docs/tools.md): the model is offered the
+    tools from the first call on.
+    """
     state = request.app[STATE]
     if state.draining:
         return json_reply({"status": "draining", "in_flight": state.bridge.in_flight}, 503)
+    toolbox = state.bridge.toolbox
+    if toolbox is not None and not toolbox.ready:
+        return json_reply({"status": "starting", "waiting_for": "mcp_servers"}, 503)
     return json_reply({"status": "ready", "upstreams": [u.name for u in state.bridge.upstreams]})
 
 
