@@ -31,7 +31,7 @@ from bridge.redaction import Redactor
 from bridge.tools import results
 from bridge.tools.loader import Limits, McpServerSpec
 from bridge.tools.mcp_listing import Listing, McpTool, add_page, forget_output_schemas
-from bridge.tools.mcp_wire import CappedTransport, ReadCap, call_cap, reading
+from bridge.tools.mcp_wire import CappedTransport, ReadCap, call_cap, reading, tls_context
 
 RETRY_INITIAL = 0.5
 RETRY_MAX = 30.0
@@ -85,6 +85,8 @@ class McpLink:
                 async with asyncio.timeout(timeout):
                     result = await client.call_tool(name, args, read_timeout_seconds=timeout + 1)
         except Exception as exc:
+            if _cancelling():
+                raise asyncio.CancelledError from exc
             if cap.exceeded:  # the answer was not read past its cap: the connection itself is fine
                 return results.TOO_LARGE, (f"error: the tool {name} answered more than {cap.limit} bytes; "
                                            "the answer was not read")
@@ -120,6 +122,8 @@ class McpLink:
                 await self._session(connected_at)
                 error = "connection closed"
             except Exception as exc:
+                if _cancelling():
+                    raise asyncio.CancelledError from exc
                 error = error_kind(exc, self.redact)
             self.attempted.set()
             self._set_tools({})
@@ -140,7 +144,8 @@ class McpLink:
         spec, page_bytes = self.spec, self.limits.max_list_page_bytes
         http = httpx2.AsyncClient(headers={"Accept-Encoding": "identity", **spec.headers},
                                   timeout=httpx2.Timeout(spec.timeout, read=SSE_READ_TIMEOUT),
-                                  follow_redirects=False, trust_env=False, transport=CappedTransport(page_bytes))
+                                  follow_redirects=False, trust_env=False,
+                                  transport=CappedTransport(page_bytes, await tls_context()))
         client = Client(streamable_http_client(spec.url, http_client=http, max_sse_event_size=page_bytes),
                         mode=self._mode, cache=None, read_timeout_seconds=spec.timeout,
                         message_handler=self._on_message, client_info=_CLIENT_INFO)
@@ -257,6 +262,12 @@ def render(result: types.CallToolResult) -> str:
     if not parts and result.structured_content is not None:
         parts.append(jsonutil.dumps_str(result.structured_content))
     return "\n".join(parts)
+
+
+def _cancelling() -> bool:
+    """Whether this task is being cancelled: the SDK's task groups can turn a cancel into another error."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _can_listen(client: Client) -> bool:

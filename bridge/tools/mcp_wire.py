@@ -10,7 +10,9 @@ and read uncompressed, so the bytes counted are the bytes the SDK parses.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +32,16 @@ class ReadCap:
 
 
 _READING: contextvars.ContextVar[ReadCap | None] = contextvars.ContextVar("mcp_read_cap", default=None)
+_TLS: list[ssl.SSLContext] = []
+
+
+async def tls_context() -> ssl.SSLContext:
+    """One TLS context for every MCP connection, made in a worker thread (30-60 ms of loading CAs)."""
+    if not _TLS:
+        context = await asyncio.to_thread(httpx2.create_ssl_context, trust_env=False)
+        if not _TLS:
+            _TLS.append(context)
+    return _TLS[0]
 
 
 def call_cap(max_result_bytes: int) -> int:
@@ -59,8 +71,8 @@ class CappedTransport(httpx2.AsyncBaseTransport):
     per event by the SDK's `max_sse_event_size`, not in total.
     """
 
-    def __init__(self, default_limit: int) -> None:
-        self._inner = httpx2.AsyncHTTPTransport(trust_env=False)
+    def __init__(self, default_limit: int, tls: ssl.SSLContext) -> None:
+        self._inner = httpx2.AsyncHTTPTransport(verify=tls, trust_env=False)
         self._default = default_limit
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
