@@ -39,7 +39,7 @@ def text_result(text: str, **extra: Any) -> dict[str, Any]:
 class RawMcpServer:
     """The server; set `pages`, `list_gate`, `call_body` or `call_result` to shape what it does."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.pages: list[list[dict[str, Any]]] = [[tool("echo")]]
         self.list_gate: asyncio.Event | None = None  # tools/list waits for it when set
         self.list_started = asyncio.Event()
@@ -50,9 +50,10 @@ class RawMcpServer:
             lambda params: text_result(f"echo {json.dumps(params.get('arguments'))}")
         self.call_body: Body | None = None  # a raw body instead of `call_result`
         self.hits: dict[str, int] = {}  # other paths asked for (a $ref that must never be fetched)
+        self.other_hangs = False  # other paths never answer (a silent $ref target)
         self.streams: list[web.StreamResponse] = []
         self.stream_open = asyncio.Event()
-        self.server = TestServer(self._app(), host="127.0.0.1")
+        self.server = TestServer(self._app(), host="127.0.0.1", port=port)
 
     @property
     def url(self) -> str:
@@ -131,6 +132,8 @@ class RawMcpServer:
 
     async def _other(self, request: web.Request) -> web.StreamResponse:
         self.hits[request.path] = self.hits.get(request.path, 0) + 1
+        if self.other_hangs:
+            await asyncio.Event().wait()
         return web.json_response({"type": "string"})
 
 
