@@ -177,15 +177,19 @@ def bounded(value: Any, redact: Redactor, depth: int = 0) -> Any:
     if value is None or kind is bool or kind is int or kind is float:
         return short(value)
     if kind is list or kind is tuple or kind is dict:
-        if depth >= NESTING:
-            return f"<{kind.__name__} not shown>"
-        if kind is dict:
-            return {short(str(k), 64): bounded(v, redact, depth + 1) for k, v in islice(value.items(), DICT_KEYS)}
-        items = [bounded(v, redact, depth + 1) for v in value[:LIST_ITEMS]]
-        if depth and len(value) > LIST_ITEMS:
-            items.append(f"... {len(value) - LIST_ITEMS} more")
-        return items
+        return _bounded_container(value, redact, depth)
     return bounded(str(value), redact, depth)
+
+
+def _bounded_container(value: Any, redact: Redactor, depth: int) -> Any:
+    if depth >= NESTING:
+        return f"<{type(value).__name__} not shown>"
+    if type(value) is dict:
+        return {short(str(k), 64): bounded(v, redact, depth + 1) for k, v in islice(value.items(), DICT_KEYS)}
+    items = [bounded(v, redact, depth + 1) for v in value[:LIST_ITEMS]]
+    if depth and len(value) > LIST_ITEMS:
+        items.append(f"... {len(value) - LIST_ITEMS} more")
+    return items
 
 
 def _serialize(obj: Any, **_: Any) -> str:

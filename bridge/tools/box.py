@@ -134,18 +134,13 @@ class ToolBox:
     async def _call(self, name: str, arguments: str, timeout: float | None) -> tuple[str, str]:
         if self._closed:
             return results.ERROR, "error: tools are not available (the bridge is shutting down)"
-        http, link = self._http.get(name), None
+        http, link = self._http.get(name), self._link_for(name)
         if http is not None:
             validator, limit = self._http_validators[name], http.timeout
-        elif (link := self._link_for(name)) is not None:
+        elif link is not None:
             validator, limit = link.tools[name].validator, link.spec.timeout
-        elif name in self._owned or name in self._remembered:
-            return results.ERROR, f"error: the tool {name} is unavailable right now"
-        elif self._open and not self._ready.is_set():
-            return results.UNKNOWN_TOOL, (f"error: there is no tool named {name[:64]!r} yet (the bridge's tools "
-                                          "are still being listed)")
         else:
-            return results.UNKNOWN_TOOL, f"error: there is no tool named {name[:64]!r}"
+            return self._missing(name)
         args = parse_arguments(name, arguments, validator)
         if isinstance(args, str):
             return results.BAD_ARGUMENTS, args
@@ -157,6 +152,15 @@ class ToolBox:
             return await self._runner.run(http, args, limit)
         assert link is not None
         return await link.call(name, args, limit)
+
+    def _missing(self, name: str) -> tuple[str, str]:
+        """What a call to a name no tool has now reads."""
+        if name in self._owned or name in self._remembered:
+            return results.ERROR, f"error: the tool {name} is unavailable right now"
+        if self._open and not self._ready.is_set():
+            return results.UNKNOWN_TOOL, (f"error: there is no tool named {name[:64]!r} yet (the bridge's tools "
+                                          "are still being listed)")
+        return results.UNKNOWN_TOOL, f"error: there is no tool named {name[:64]!r}"
 
     def _link_for(self, name: str) -> McpLink | None:
         for link in self.links:

@@ -235,10 +235,16 @@ def tool_call(tc: Any, names: dict[int, str] | None = None) -> ToolCallDelta:
     call_id, name, arguments = tc.get("id"), function.get("name"), function.get("arguments")
     if not all(v is None or type(v) is str for v in (call_id, name, arguments)):
         raise protocol_error("a tool call's id, name or arguments is not a string")
-    if name and names is not None:
-        seen = names.get(index)
-        if seen == name:
-            name = None
-        elif len(names) < MAX_NAMED_CALLS or seen is not None:
-            names[index] = name if seen is None else (seen + name)[:MAX_NAME]
-    return ToolCallDelta(index=index, id=call_id, name=name, arguments=arguments or "")
+    return ToolCallDelta(index=index, id=call_id, name=_fresh_name(index, name, names), arguments=arguments or "")
+
+
+def _fresh_name(index: int, name: str | None, names: dict[int, str] | None) -> str | None:
+    """`name` as a fragment, or None when it repeats the name seen so far for `index`."""
+    if not name or names is None:
+        return name
+    seen = names.get(index)
+    if seen == name:
+        return None
+    if seen is not None or len(names) < MAX_NAMED_CALLS:
+        names[index] = name if seen is None else (seen + name)[:MAX_NAME]
+    return name
