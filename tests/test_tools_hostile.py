@@ -81,18 +81,21 @@ async def listed(box: ToolBox, timeout: float = 10) -> None:
 
 
 class LoopWatch:
-    """The longest stretch the event loop went without getting back to a 1 ms ticker."""
+    """The most CPU the event loop's thread spent without getting back to a 1 ms ticker.
+
+    CPU time, not wall time: on a shared machine the process may wait for a core, which is
+    not the loop being held by the code under test. (Work in other threads is not counted.)
+    """
 
     def __init__(self) -> None:
         self.worst = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            before = loop.time()
+            before = time.thread_time()
             await asyncio.sleep(0.001)
-            self.worst = max(self.worst, loop.time() - before - 0.001)
+            self.worst = max(self.worst, time.thread_time() - before)
 
     async def __aenter__(self) -> LoopWatch:
         self._task = asyncio.create_task(self._tick())
@@ -167,7 +170,7 @@ async def test_a_backtracking_pattern_is_matched_in_linear_time(tmp_path: Path, 
     async with LoopWatch() as watch:
         result = await box.call("lookup", json.dumps(arguments))
     assert result.outcome == "bad_arguments"
-    assert watch.worst < 0.05 and result.duration_ms < 50
+    assert watch.worst < 0.05 and result.duration_ms < 500  # wall time: generous on a shared machine
 
 
 async def test_a_pattern_still_accepts_what_it_matches(tmp_path: Path) -> None:
@@ -209,7 +212,7 @@ async def test_an_output_schema_pattern_never_runs_on_the_loop(raw_mcp: RawMcpSe
     async with LoopWatch() as watch:
         result = await box.call("coded", "{}")
     assert result.outcome == "ok" and result.content == "coded"
-    assert watch.worst < 0.1
+    assert watch.worst < 0.05
 
 
 # -- 7. listings are bounded, worked in slices, rate-limited, and never delay exit ---------------
@@ -230,7 +233,7 @@ async def test_ten_thousand_tools_keep_the_loop_free_and_offer_at_most_max_tools
         gc.unfreeze()
     assert len(names(box)) == 128 and names(box)[0] == "t0_0"
     assert raw_mcp.list_count == 1  # full after the first page: the other nine are never asked for
-    assert watch.worst < 0.1, f"the loop was held {watch.worst * 1000:.0f} ms"
+    assert watch.worst < 0.05, f"the loop was held {watch.worst * 1000:.0f} ms"
     [capped] = log_lines(log_stream, "mcp_listing_capped")
     assert capped["kept"] == 128 and "limits.max_tools (128)" in capped["reason"]
     [connected] = log_lines(log_stream, "mcp_connected")
@@ -306,7 +309,7 @@ async def test_aclose_during_a_held_listing_is_prompt(raw_mcp: RawMcpServer, mak
     await asyncio.wait_for(raw_mcp.list_started.wait(), 5)
     started = time.perf_counter()
     await box.aclose()
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 1.0
 
 
 async def test_aclose_during_a_costly_listing_is_prompt(raw_mcp: RawMcpServer,
@@ -319,7 +322,7 @@ async def test_aclose_during_a_costly_listing_is_prompt(raw_mcp: RawMcpServer,
     await asyncio.sleep(0)  # (the answer goes out now; the checking begins)
     answered = raw_mcp.listed_at or [asyncio.get_running_loop().time()]
     await box.aclose()
-    assert asyncio.get_running_loop().time() - answered[0] < 1.0
+    assert asyncio.get_running_loop().time() - answered[0] < 1.5  # checking them all takes about 2.5 s
     assert len(names(box)) < 128  # it was cut short, not finished
 
 
