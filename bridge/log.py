@@ -6,6 +6,11 @@ Each field is filled by the module that owns it (noted beside it) and read back 
 access middleware for the line and the metrics. Nothing from the request goes in raw:
 `short` caps, flattens and neutralises values (a number above 2^63, a structure nested
 deeper than the encoder goes) so a hostile value can never break the line itself.
+
+And whatever a caller of the logger passes, every line is bounded in one place, the
+`configure_logging` processor: a text is cut to SHORT characters (after redaction), a list
+to LIST_ITEMS items with the full length beside it as `<field>_count`, an object to
+DICT_KEYS keys and NESTING levels.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, TextIO
 
 import structlog
@@ -23,6 +29,10 @@ from bridge.errors import ErrorKind
 from bridge.redaction import MASK, Redactor
 
 SHORT = 200  # characters of a request-supplied value kept in the line
+LIST_ITEMS = 20  # items of a list kept in the line (the length goes beside it as `<field>_count`)
+DICT_KEYS = 32  # keys of an object kept in the line
+NESTING = 4  # levels of lists and objects kept in the line; deeper ones are summarized
+MASKED_DIGITS = 16  # at most this many `*` stand for the hidden middle of a phone number
 _INT_LIMIT = 1 << 63
 
 
@@ -107,9 +117,19 @@ def short(value: Any, limit: int = SHORT) -> Any:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def mask_number(number: str) -> str:
-    """Keep a phone number's first 3 and last 4 digits: enough to trace, not to dial."""
-    return number if len(number) <= 7 else number[:3] + "*" * (len(number) - 7) + number[-4:]
+def mask_number(number: Any) -> str:
+    """Keep a phone number's first 3 and last 4 characters: enough to trace, not to dial.
+
+    Whatever was sent: the middle is at most MASKED_DIGITS stars however long the value,
+    and a value that is not a string or an integer is named, never written out.
+    """
+    if isinstance(number, int) and not isinstance(number, bool) and -_INT_LIMIT < number < _INT_LIMIT:
+        number = str(number)
+    if not isinstance(number, str):
+        return f"<{type(number).__name__} not shown>"
+    if len(number) <= 7:
+        return number
+    return number[:3] + "*" * min(len(number) - 7, MASKED_DIGITS) + number[-4:]
 
 # -- the JSON lines ------------------------------------------------------------------------
 
@@ -124,15 +144,19 @@ def configure_logging(level: str, redact: Redactor, stream: TextIO | None = None
     """Route structlog to `stream` (default stdout) as JSON lines at `level`."""
 
     def mask(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        counts = {}
         for key, value in event.items():
             if key in _OWN_KEYS:
                 continue
             if key.lower() in _SECRET_KEYS:
                 event[key] = MASK
-            elif isinstance(value, str):
-                event[key] = redact(value)
-            elif isinstance(value, list):
-                event[key] = [redact(v) if isinstance(v, str) else v for v in value]
+            elif type(value) is list or type(value) is tuple:
+                if len(value) > LIST_ITEMS:
+                    counts[f"{key}_count"] = len(value)
+                event[key] = bounded(value, redact)
+            else:
+                event[key] = bounded(value, redact)
+        event.update(counts)
         return event
 
     structlog.configure(
@@ -151,6 +175,30 @@ def configure_logging(level: str, redact: Redactor, stream: TextIO | None = None
         logger = logging.getLogger(name)
         if not any(isinstance(f, _WithoutRequestText) for f in logger.filters):
             logger.addFilter(_WithoutRequestText())
+
+
+def bounded(value: Any, redact: Redactor, depth: int = 0) -> Any:
+    """A value as a log line may hold it: redacted, then cut (texts, lists, objects, nesting)."""
+    kind = type(value)
+    if kind is str:
+        text = redact(value)
+        return text if len(text) <= SHORT else text[:SHORT] + "..."
+    if value is None or kind is bool or kind is int or kind is float:
+        return short(value)
+    if kind is list or kind is tuple or kind is dict:
+        return _bounded_container(value, redact, depth)
+    return bounded(str(value), redact, depth)
+
+
+def _bounded_container(value: Any, redact: Redactor, depth: int) -> Any:
+    if depth >= NESTING:
+        return f"<{type(value).__name__} not shown>"
+    if type(value) is dict:
+        return {short(str(k), 64): bounded(v, redact, depth + 1) for k, v in islice(value.items(), DICT_KEYS)}
+    items = [bounded(v, redact, depth + 1) for v in value[:LIST_ITEMS]]
+    if depth and len(value) > LIST_ITEMS:
+        items.append(f"... {len(value) - LIST_ITEMS} more")
+    return items
 
 
 def _serialize(obj: Any, **_: Any) -> str:

@@ -77,6 +77,17 @@ async def test_get_puts_top_level_arguments_in_the_query(make_box: BoxFactory,
                           ("tags", "a"), ("tags", "b"), ("where", '{"lat":1.5}')]
 
 
+async def test_a_fixed_query_key_cannot_be_shadowed_by_a_spelling_servers_read_alike(
+        make_box: BoxFactory, outcome_server: OutcomeToolServer) -> None:
+    url = outcome_server.url("/query") + "?mode=fixed&api_key=k1"
+    box = await make_box(search=("/query", {"method": "GET", "url": url}))
+    shadows = {"Mode": "x", "MODE ": "x", "api_key ": "y", "api_key+": "y", "API-KEY": "y", "api.key": "y",
+               "api_key[]": "y", "api%5Fkey": "y", "api%255Fkey": "y", "\tmode": "x", "city": "Paris"}
+    assert (await box.call("search", json.dumps(shadows))).outcome == "ok"
+    [seen] = outcome_server.seen
+    assert seen.query == [("mode", "fixed"), ("api_key", "k1"), ("city", "Paris")]
+
+
 async def test_text_and_empty_answers(make_box: BoxFactory) -> None:
     box = await make_box(weather_text=("/text", {}), ack=("/empty", {}))
     result = await box.call("weather_text", "")  # no arguments at all: an empty object

@@ -118,7 +118,7 @@ def identifiers(platform: Platform, body: Mapping[str, Any], headers: Mapping[st
 
 def log_ids(platform: Platform, ids: Mapping[str, Any]) -> dict[str, Any]:
     """Identifiers as they go on the log line: shortened, phone numbers masked."""
-    return {name: mask_number(str(value)) if name in platform.phone_numbers else short(value)
+    return {name: mask_number(value) if name in platform.phone_numbers else short(value)
             for name, value in ids.items()}
 
 

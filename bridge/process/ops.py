@@ -15,11 +15,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: configuration loaded and not draining. From SIGTERM on, 503 (README, "Shutdown")."""
+    """Readiness: configuration loaded and not draining. From SIGTERM on, 503 (README, "Shutdown").
+
+    With BRIDGE_TOOLS (any agent's), also 503 until each MCP server has been listed once or has
+    failed its first attempt, at most `startup_wait` seconds (docs/tools.md): the model is
+    offered the tools from the first call on.
+    """
     state = request.app[PROCESS]
     if state.draining:
         return json_reply({"status": "draining", "in_flight": state.inflight.count}, 503)
     roster = state.services.roster
+    if not all(box.ready for box in roster.toolboxes()):
+        return json_reply({"status": "starting", "waiting_for": "mcp_servers"}, 503)
     return json_reply({"status": "ready", "upstreams": [u.name for u in roster.default.pipeline.upstreams]})
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from bridge import jsonutil
+from bridge.log import get_logger
 from bridge.redaction import Redactor
-from bridge.tools import results
+from bridge.tools import results, schemas
 from bridge.tools.http_tools import HttpRunner
 from bridge.tools.loader import HttpToolSpec, ToolsConfig, load_config
 from bridge.tools.results import ToolResult
@@ -25,6 +29,9 @@ class ToolBox:
     """The bridge's own tools: HTTP endpoints from the file, plus what its MCP servers offer.
 
     When two tools share a name, the first one wins: HTTP tools, then MCP servers in file order.
+    At most `limits.max_tools` are offered. The toolbox is `ready` once every MCP server has
+    been listed or has failed its first attempt, or `startup_wait` seconds after `start()`;
+    until then any name that is not an HTTP tool may be one of its own (`owns`).
     """
 
     def __init__(self, config: ToolsConfig, *, secrets: Iterable[str] = (),
@@ -33,19 +40,38 @@ class ToolBox:
         self.max_rounds = config.max_rounds
         self.filler = config.filler
         self.redact = Redactor([*config.secrets, *secrets])
+        self.limits = config.limits
         self._http = {spec.name: spec for spec in config.tools}
-        self._http_validators = {spec.name: _validator(spec.parameters) for spec in config.tools}
+        self._http_validators = {spec.name: schemas.build(spec.parameters) for spec in config.tools}
         self._runner = HttpRunner(self.redact)
         self.links: list[McpLink] = []
         if config.mcp_servers:  # the mcp SDK takes about half a second to import: only when it is used
             from bridge.tools.mcp_client import McpLink
 
-            self.links = [McpLink(spec, self.redact, self._changed, retry=retry) for spec in config.mcp_servers]
+            self.links = [McpLink(spec, self.redact, self._changed, limits=config.limits, retry=retry)
+                          for spec in config.mcp_servers]
         self._owned = set(self._http)
         for spec in config.mcp_servers:
             self._owned |= spec.include or set()
+        self._remembered: OrderedDict[str, None] = OrderedDict()  # MCP names listed since start-up, bounded
         self._definitions: list[dict[str, Any]] | None = None
         self._started = self._closed = False
+        self._ready = asyncio.Event()
+        # Which names the MCP servers may offer is known up front only when each has `include`.
+        self._open = any(spec.include is None for spec in config.mcp_servers)
+        if not self.links:
+            self._ready.set()  # nothing to list
+        self._ready_task: asyncio.Task[None] | None = None
+        self.listed = asyncio.Event()  # set after every completed MCP listing (tests clear it, then wait)
+
+    @property
+    def ready(self) -> bool:
+        """Every MCP server listed once or failed its first attempt, or the start-up wait is over."""
+        return self._ready.is_set()
+
+    async def wait_ready(self) -> None:
+        """Until `ready` (at most `startup_wait` seconds after `start()`)."""
+        await self._ready.wait()
 
     def definitions(self) -> list[dict[str, Any]]:
         """The tools callable now, in OpenAI Chat Completions form (a new list; do not mutate the items)."""
@@ -54,8 +80,15 @@ class ToolBox:
         return list(self._definitions)
 
     def owns(self, name: str) -> bool:
-        """Whether `name` is a bridge tool (also while its MCP server is briefly away)."""
-        return name in self._owned
+        """Whether a call to `name` is the bridge's to answer, not the caller's.
+
+        True for its tools, also while their MCP server is briefly away, and for any name
+        while the toolbox is not `ready` and an MCP server without `include` is still being
+        listed (such a call is answered as an unknown tool, never passed to the caller).
+        """
+        if name in self._owned or name in self._remembered or (self._open and not self._ready.is_set()):
+            return True
+        return any(name in link.tools for link in self.links)
 
     async def start(self) -> None:
         """Start connecting to the MCP servers in the background; never waits for them."""
@@ -65,15 +98,29 @@ class ToolBox:
         self._runner.session()
         for link in self.links:
             link.start()
+        self._ready_task = asyncio.create_task(self._become_ready(), name="tools ready")
 
     async def aclose(self) -> None:
         """Close the HTTP session, the MCP connections and their tasks; safe to call twice."""
         if self._closed:
             return
         self._closed = True
+        if self._ready_task is not None:
+            self._ready_task.cancel()
+            await asyncio.wait([self._ready_task])
         for link in self.links:
             await link.aclose()
         await self._runner.aclose()
+
+    async def _become_ready(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.startup_wait):
+                for link in self.links:
+                    await link.attempted.wait()
+        waiting = [link.url for link in self.links if not link.attempted.is_set()]
+        if waiting:
+            get_logger().warning("tools_startup_wait_over", waited_s=self.config.startup_wait, mcp_servers=waiting)
+        self._ready.set()
 
     async def call(self, name: str, arguments: str, timeout: float | None = None) -> ToolResult:
         """Run tool `name` with the model's JSON `arguments`; never raises but CancelledError."""
@@ -87,15 +134,13 @@ class ToolBox:
     async def _call(self, name: str, arguments: str, timeout: float | None) -> tuple[str, str]:
         if self._closed:
             return results.ERROR, "error: tools are not available (the bridge is shutting down)"
-        http, link = self._http.get(name), None
+        http, link = self._http.get(name), self._link_for(name)
         if http is not None:
             validator, limit = self._http_validators[name], http.timeout
-        elif (link := self._link_for(name)) is not None:
+        elif link is not None:
             validator, limit = link.tools[name].validator, link.spec.timeout
-        elif name in self._owned:
-            return results.ERROR, f"error: the tool {name} is unavailable right now"
         else:
-            return results.UNKNOWN_TOOL, f"error: there is no tool named {name[:64]!r}"
+            return self._missing(name)
         args = parse_arguments(name, arguments, validator)
         if isinstance(args, str):
             return results.BAD_ARGUMENTS, args
@@ -108,25 +153,47 @@ class ToolBox:
         assert link is not None
         return await link.call(name, args, limit)
 
+    def _missing(self, name: str) -> tuple[str, str]:
+        """What a call to a name no tool has now reads."""
+        if name in self._owned or name in self._remembered:
+            return results.ERROR, f"error: the tool {name} is unavailable right now"
+        if self._open and not self._ready.is_set():
+            return results.UNKNOWN_TOOL, (f"error: there is no tool named {name[:64]!r} yet (the bridge's tools "
+                                          "are still being listed)")
+        return results.UNKNOWN_TOOL, f"error: there is no tool named {name[:64]!r}"
+
     def _link_for(self, name: str) -> McpLink | None:
         for link in self.links:
             if name in link.tools:
                 return link
         return None
 
-    def _changed(self) -> None:
+    def _changed(self, listed: bool) -> None:
+        """A link's tools changed: offer them anew, and remember their names (a bounded memory)."""
         self._definitions = None
+        remembered = self._remembered
         for link in self.links:
-            self._owned.update(link.tools)
+            for name in link.tools:
+                remembered[name] = None
+                remembered.move_to_end(name)
+        while len(remembered) > self.limits.max_remembered_names:
+            remembered.popitem(last=False)
+        if listed:
+            self.listed.set()
 
     def _build_definitions(self) -> list[dict[str, Any]]:
+        """HTTP tools, then each MCP server's, first name wins, at most `limits.max_tools`."""
         out = [_definition(spec) for spec in self.config.tools]
         taken = set(self._http)
+        room = self.limits.max_tools - len(out)
         for link in self.links:
             for name, tool in link.tools.items():
+                if room <= 0:
+                    return out
                 if name not in taken:
                     taken.add(name)
                     out.append(tool.definition)
+                    room -= 1
         return out
 
 
@@ -153,11 +220,6 @@ def load_toolbox(path: str, env: Mapping[str, str], *, secrets: Iterable[str] = 
 def _definition(spec: HttpToolSpec) -> dict[str, Any]:
     return {"type": "function",
             "function": {"name": spec.name, "description": spec.description, "parameters": spec.parameters}}
-
-
-def _validator(schema: dict[str, Any]) -> Any:
-    """A validator for the schema's own draft (2020-12 when it names none)."""
-    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
 
 
 def _short(text: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import unquote_plus
 
 import aiohttp
 from yarl import URL
@@ -117,10 +118,23 @@ def query_value(value: Any) -> list[str]:
 
 
 def _with_query(url: URL, args: dict[str, Any]) -> URL:
-    """`url` plus the arguments as query parameters; a key the operator's URL sets is kept as is."""
-    fixed = set(url.query)
-    pairs = [(k, v) for k, value in args.items() if k not in fixed for v in query_value(value)]
+    """`url` plus the arguments as query parameters; a key the operator's URL sets is kept as is.
+
+    Keys are compared the way servers may read them (`query_key`), so `Mode`, `api_key+` or
+    `api.key` cannot slip a second value in beside the operator's `mode` or `api_key`.
+    """
+    fixed = {query_key(k) for k in url.query}
+    pairs = [(k, v) for k, value in args.items() if query_key(k) not in fixed for v in query_value(value)]
     return url.extend_query(pairs) if pairs else url
+
+
+def query_key(key: str) -> str:
+    """A query key as any server might read it: decoded (`%xx`, `+` as a space, twice over),
+    without case, and without what frameworks trim, turn into `_` or read as array brackets
+    (PHP reads `api.key` and `api key` as `api_key`, `api_key[]` as `api_key`).
+    """
+    decoded = unquote_plus(unquote_plus(key))
+    return "".join(c for c in decoded.casefold() if c.isalnum())
 
 
 def _is_json(content_type: str) -> bool:

@@ -20,12 +20,14 @@ from yarl import URL
 
 from bridge.config import ConfigError
 from bridge.config.jsonfile import DuplicateKey, NotFinite, read_json_file
+from bridge.tools import schemas
 
 SETTING = "BRIDGE_TOOLS"
 SCHEMA_FILE = Path(__file__).with_name("schema.json")
 DEFAULT_MAX_ROUNDS = 5
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_RESULT_BYTES = 16 * 1024
+DEFAULT_STARTUP_WAIT = 10.0
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _ENV_REF = re.compile(r"env\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -63,6 +65,22 @@ class McpServerSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """The file's `limits`: how much MCP servers may make the bridge hold, offer and redo.
+
+    docs/tools.md ("Limits") says what each one bounds and why its default is what it is.
+    """
+
+    max_tools: int = 128  # tools offered to the model: HTTP tools first, then MCP tools
+    max_description_chars: int = 4096  # an MCP tool's description is cut to this
+    max_schema_bytes: int = 16384  # an MCP tool whose inputSchema is larger (as JSON) is skipped
+    max_list_pages: int = 10  # tools/list pages read per listing
+    max_list_page_bytes: int = 512 * 1024  # one tools/list answer (and any other MCP message but a call's)
+    relist_interval: float = 5.0  # seconds between re-lists of one server; notifications in between coalesce
+    max_remembered_names: int = 1024  # names still owned after their server stopped listing them
+
+
+@dataclass(frozen=True, slots=True)
 class ToolsConfig:
     """The whole file, checked, with every placeholder resolved."""
 
@@ -72,6 +90,8 @@ class ToolsConfig:
     max_rounds: int
     filler: str | None
     secrets: tuple[str, ...]
+    limits: Limits = Limits()
+    startup_wait: float = DEFAULT_STARTUP_WAIT
 
 
 def load_config(path: str, env: Mapping[str, str]) -> ToolsConfig:
@@ -155,7 +175,7 @@ def _build(doc: dict[str, Any], path: str, env: Mapping[str, str]) -> ToolsConfi
             raise _Problem((*where, "name"), f"duplicate tool name {name!r} (tools[{seen[name]}] has it too)")
         seen[name] = i
         parameters = item.get("parameters", {"type": "object", "properties": {}})
-        _check_json_schema(parameters, (*where, "parameters"))
+        _check_json_schema(parameters, (*where, "parameters"), name)
         http = item["http"]
         tools.append(HttpToolSpec(
             name=name,
@@ -178,6 +198,9 @@ def _build(doc: dict[str, Any], path: str, env: Mapping[str, str]) -> ToolsConfi
             timeout=float(item.get("timeout", DEFAULT_TIMEOUT)),
             max_result_bytes=item.get("max_result_bytes", DEFAULT_MAX_RESULT_BYTES),
         ))
+    limits = Limits(**doc.get("limits", {}))
+    if len(tools) > limits.max_tools:
+        raise _Problem(("tools",), f"has {len(tools)} tools, more than limits.max_tools ({limits.max_tools})")
     return ToolsConfig(
         source=path,
         tools=tuple(tools),
@@ -185,6 +208,8 @@ def _build(doc: dict[str, Any], path: str, env: Mapping[str, str]) -> ToolsConfi
         max_rounds=doc.get("max_rounds", DEFAULT_MAX_ROUNDS),
         filler=doc.get("filler"),
         secrets=tuple(sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True)),
+        limits=limits,
+        startup_wait=float(doc.get("startup_wait", DEFAULT_STARTUP_WAIT)),
     )
 
 
@@ -229,7 +254,12 @@ def _resolve_at(where: Sequence[str | int], text: str, env: Mapping[str, str], s
         raise _Problem(where, exc.message) from None
 
 
-def _check_json_schema(schema: dict[str, Any], where: Sequence[str | int]) -> None:
+def _check_json_schema(schema: dict[str, Any], where: Sequence[str | int], name: str) -> None:
+    """The tool's `parameters`: a valid schema, every `$ref` inside it, every pattern runnable by RE2."""
+    try:
+        schemas.survey(schema, strict=True)
+    except schemas.SchemaRefused as exc:
+        raise _Problem(where, f"tool {name!r}: {exc}") from None
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)

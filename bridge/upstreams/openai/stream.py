@@ -21,6 +21,8 @@ MAX_LINE = 8 * 1024 * 1024  # one SSE line; a larger one is a broken or hostile 
 MAX_COUNT = 1 << 53  # a token count beyond this is not a count
 MAX_EXTRAS = 32  # usage extras kept: a usage object is small, a hostile one is not
 COUNTS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
+MAX_NAME = 256  # characters of a tool call's name remembered to recognise a resent name
+MAX_NAMED_CALLS = 1024  # tool call indexes whose names are remembered in one stream
 # Chunks that are not completions but platform messages, passed to the caller byte for byte:
 # Agora's custom_metadata and Tencent TRTC's meta.info.
 PASSTHROUGH = (("object", "chat.completion.custom_metadata"), ("type", "meta.info"))
@@ -42,10 +44,11 @@ class ChunkReader:
     batch has been yielded.
     """
 
-    __slots__ = ("done", "error", "fingerprint", "finished", "lines")
+    __slots__ = ("done", "error", "fingerprint", "finished", "lines", "tool_names")
 
     def __init__(self) -> None:
         self.lines = LineSplitter(MAX_LINE)
+        self.tool_names: dict[int, str] = {}  # each tool call's name so far, by index
         self.done = False  # `[DONE]` seen
         self.finished = False  # a finish_reason seen
         self.error: UpstreamError | None = None
@@ -87,7 +90,7 @@ class ChunkReader:
                 if fingerprint and self.fingerprint is None and type(fingerprint) is str:
                     self.fingerprint = fingerprint
                     batch.append(Fingerprint(fingerprint))
-                if chunk_events(chunk, batch, data):
+                if chunk_events(chunk, batch, data, self.tool_names):
                     self.finished = True
             except UpstreamError as exc:
                 self.error = exc
@@ -125,12 +128,14 @@ async def read_batches(chunks: AsyncIterable[bytes]) -> AsyncGenerator[Batch, No
     reader.check_complete()
 
 
-def chunk_events(chunk: dict[str, Any], events: list[Event], raw: bytes | None = None) -> bool:
+def chunk_events(chunk: dict[str, Any], events: list[Event], raw: bytes | None = None,
+                 tool_names: dict[int, str] | None = None) -> bool:
     """Append the canonical events of one chat.completion.chunk (only choice 0 is used).
 
     Returns whether the chunk finished the answer (a `finish_reason`). `raw` is the chunk's
     JSON text as received: a platform chunk is passed on as exactly that. An `error` in a
     chunk ends the answer, even beside `choices` (OpenRouter's mid-stream error).
+    `tool_names` is the stream's memory of tool call names (see `tool_call`).
     """
     if chunk.get("error"):
         raise stream_error(chunk["error"])
@@ -150,7 +155,7 @@ def chunk_events(chunk: dict[str, Any], events: list[Event], raw: bytes | None =
                     raise protocol_error("'content' is not a string")
                 events.append(TextDelta(content))
             if len(delta) > ("content" in delta) + ("role" in delta):  # more than text: look further
-                _other_delta_events(delta, events)
+                _other_delta_events(delta, events, tool_names)
         reason = choice.get("finish_reason")
         if reason:
             if type(reason) is not str:
@@ -165,7 +170,7 @@ def chunk_events(chunk: dict[str, Any], events: list[Event], raw: bytes | None =
     return finished
 
 
-def _other_delta_events(delta: dict[str, Any], events: list[Event]) -> None:
+def _other_delta_events(delta: dict[str, Any], events: list[Event], tool_names: dict[int, str] | None) -> None:
     """Reasoning and tool call fragments."""
     for name in REASONING_FIELDS:
         reasoning = delta.get(name)
@@ -176,7 +181,7 @@ def _other_delta_events(delta: dict[str, Any], events: list[Event]) -> None:
     if tool_calls:
         if type(tool_calls) is not list:
             raise protocol_error("'tool_calls' is not a list")
-        events.extend(tool_call(tc) for tc in tool_calls)
+        events.extend(tool_call(tc, tool_names) for tc in tool_calls)
 
 
 def stream_error(error: Any) -> UpstreamError:
@@ -239,7 +244,11 @@ def _count(value: Any) -> bool:
     return type(value) is int and 0 <= value < MAX_COUNT
 
 
-def tool_call(tc: Any) -> ToolCallDelta:
+def tool_call(tc: Any, names: dict[int, str] | None = None) -> ToolCallDelta:
+    """One tool call fragment. With `names` (a stream's memory), a name equal to the one already
+    seen for its index is a resend, not a fragment: some OpenAI-compatible servers repeat the
+    whole name in every delta, which would otherwise read `t_postt_post`.
+    """
     if type(tc) is not dict:
         raise protocol_error("a tool call is not an object")
     function = tc.get("function") or {}
@@ -251,4 +260,16 @@ def tool_call(tc: Any) -> ToolCallDelta:
     call_id, name, arguments = tc.get("id"), function.get("name"), function.get("arguments")
     if not all(v is None or type(v) is str for v in (call_id, name, arguments)):
         raise protocol_error("a tool call's id, name or arguments is not a string")
-    return ToolCallDelta(index=index, id=call_id, name=name, arguments=arguments or "")
+    return ToolCallDelta(index=index, id=call_id, name=_fresh_name(index, name, names), arguments=arguments or "")
+
+
+def _fresh_name(index: int, name: str | None, names: dict[int, str] | None) -> str | None:
+    """`name` as a fragment, or None when it repeats the name seen so far for `index`."""
+    if not name or names is None:
+        return name
+    seen = names.get(index)
+    if seen == name:
+        return None
+    if seen is not None or len(names) < MAX_NAMED_CALLS:
+        names[index] = name if seen is None else (seen + name)[:MAX_NAME]
+    return name
