@@ -95,9 +95,27 @@ CORPUS: dict[str, tuple[str, str]] = {
         "您好，我是智能客服小云，请问有什么可以帮您？",
     ),
     "think_unclosed": (
-        "Let me check that for you. <think>The order number is **A123**; I need to look it up"
-        " in the database and the tool call failed",
-        "Let me check that for you.",
+        "<think>The order number is **A123**; I need to look it up in the database and the tool call failed",
+        "",
+    ),
+    "think_tag_in_prose": (  # a <think> a model writes about is not its reasoning
+        "The model emits a <think> tag before it reasons. **Your refund is approved.**",
+        "The model emits a <think> tag before it reasons. Your refund is approved.",
+    ),
+    "think_prefilled_orphan_close": (  # the chat template wrote <think>: only </think> shows
+        "Okay, the user asks about the refund. Policy says **14 days**; it is day 3.\n</think>\n\n"
+        "Your refund is approved.",
+        "Your refund is approved.",
+    ),
+    "symbols_that_mean_something": (
+        "Rated ★★★★☆ by 120 guests.\n✓ Free parking ✗ No pets\nI ♥ NY ➜ turn left ⚠ slippery 🎉",
+        "Rated ★★★★☆ by 120 guests.\n✓ Free parking ✗ No pets\nI ♥ NY ➜ turn left ⚠ slippery",
+    ),
+    "identifiers_and_arithmetic": (
+        "# of items: 3\nCall `__init__` or __init__ first; 5 *3 = 15 and 5* 3 = 15. See [the policy](section 4"
+        " of the handbook) for details.",
+        "# of items: 3\nCall __init__ or __init__ first; 5 *3 = 15 and 5* 3 = 15. See the policy (section 4"
+        " of the handbook) for details.",
     ),
     "ims_hangup": (
         '感谢您的来电，祝您生活愉快，再见！👋<imsagent_hangup endword="再见"/>',
@@ -178,7 +196,10 @@ ANSWERS = [answer for answer, _ in CORPUS.values()]
 # Small cases, one rule each.
 RULES = [
     # emphasis and strike
-    ("**bold** *it* __b__ _i_ ~~s~~ ***both***", "bold it b i s both"),
+    ("**bold** *it* __b c__ _i_ ~~s~~ ***both***", "bold it b c i s both"),
+    ("5 *3, 5* 3, 5 * 3, 5*3 and 2 *x*", "5 *3, 5* 3, 5 * 3, 5*3 and 2 x"),
+    ("__init__, __name__ and self.__dict__ in __init__.py", "__init__, __name__ and self.__dict__ in __init__.py"),
+    ("__bold text__ and __Python 3__", "bold text and Python 3"),
     ("这是**重点**内容，*斜体*也行", "这是重点内容，斜体也行"),
     ("**Note:** text (**in brackets**) **“quoted”**", "Note: text (in brackets) “quoted”"),
     ("3 * 4 = 12, 2*3, x**2, a * b", "3 * 4 = 12, 2*3, x**2, a * b"),
@@ -190,6 +211,7 @@ RULES = [
     ("``double `tick` code``", "double tick code"),
     # headings, lists, quotes, rules, fences
     ("# Title\n## Sub title\n###### Six\n#", "Title\nSub title\nSix"),
+    ("# of items: 3\n#  of\n## of them", "# of items: 3\n# of\nof them"),
     ("#hashtag, #1 and ####### seven", "#hashtag, #1 and ####### seven"),
     ("- a\n* b\n+ c\n  - nested\n\t* tabbed\n• dot", "a\nb\nc\nnested\ntabbed\ndot"),
     ("1. one\n2) two\n10. ten", "1. one\n2) two\n10. ten"),
@@ -203,6 +225,14 @@ RULES = [
     ('[link](https://a.b "title") end', "link end"),
     ("see ![alt text](x.png) end", "see end"),
     ("[1] and [a] b, [x] (y)", "[1] and [a] b, [x] (y)"),
+    ("[the policy](section 4 of it) says", "the policy (section 4 of it) says"),
+    ("[the policy](section 4\nof it", "the policy (section 4\nof it"),
+    ("[the policy](https://x.io/a", "the policy (https://x.io/a"),
+    ("![chart](see below) ok", "!chart (see below) ok"),
+    ("[docs](https://example.com/" + "a" * 80 + ") end", "docs end"),
+    ("[docs](https://example.com/" + "a" * 80 + " \"The title\") end", "docs end"),
+    ("[docs](https://example.com/" + "a" * 80 + " and more words", "docs and more words"),
+    ("![" + "b" * 70 + "](x.png) end", "![" + "b" * 70 + "](x.png) end"),  # too long for an image
     # tables
     ("| a | b |\n|---|:-:|\n| 1 | 2 |", "a, b\n1, 2"),
     ("| 名称 | 价格 |\n| --- | --- |\n| 苹果 | 5元 |", "名称，价格\n苹果，5元"),
@@ -212,8 +242,12 @@ RULES = [
     ("one<br>two<br/>three<BR />four", "one\ntwo\nthree\nfour"),
     ("a < b and c<d, x<br", "a < b and c<d, x<br"),
     ("<think>plan</think>Answer", "Answer"),
-    ("Answer <think>never **closed**", "Answer"),
-    ("stray </think>end", "stray end"),
+    ("\n  <think>plan</think>\n\n# Answer", "Answer"),
+    ("<think>plan</think> Answer </think> <think> ok", "Answer </think> <think> ok"),
+    ("Answer <think>never **closed**", "Answer <think>never closed"),
+    ("use <think> and </think> tags", "use <think> and </think> tags"),
+    ("stray </think>end", "end"),
+    ("a `</think>` in code is text", "a </think> in code is text"),
     ('再见<imsagent_hangup endword="再见"/>', '再见<imsagent_hangup endword="再见"/>'),
     ('<imsagent_transfer_call to="*_1_*" note="a > b"/> **ok**',
      '<imsagent_transfer_call to="*_1_*" note="a > b"/> ok'),
@@ -228,6 +262,9 @@ RULES = [
     ("完成🎉！好的😊我来", "完成！好的我来"),
     ("Great🎉Thanks, sleep 😴: ok", "Great Thanks, sleep: ok"),
     ("© ® ™ € ° % ℃ → ❶", "© ® ™ € ° % ℃ → ❶"),
+    ("★☆ ✓ ✔ ✗ ✘ ☑ ♥ ♡ ♠ ♪ ☎ ✉ ✈ ⚠ ➜ ➔ ⬅ ☀ ☺", "★☆ ✓ ✔ ✗ ✘ ☑ ♥ ♡ ♠ ♪ ☎ ✉ ✈ ⚠ ➜ ➔ ⬅ ☀ ☺"),
+    ("❤️ ☀️ ✔️ ✅ ❌ ⭐ ✨ ☕ ⚡ ➕ ✌🏽 ❤\u200d🔥 ok", "ok"),
+    ("I ❤︎ NY, I ♥ it", "I ❤ NY, I ♥ it"),
     ("。，！？、：；「」【】（）～", "。，！？、：；「」【】（）～"),
     ("क्\u200dष", "क्\u200dष"),
     # whitespace
@@ -237,9 +274,27 @@ RULES = [
 ]
 
 
-def feed_all(pieces: list[str]) -> str:
-    speech = SpeechFilter()
+def feed_all(pieces: list[str], **options: bool) -> str:
+    speech = SpeechFilter(**options)
     return "".join(speech.feed(piece) for piece in pieces) + speech.finish()
+
+
+def assert_streams_like_the_whole(pieces: list[str]) -> None:
+    """The joined results of feed() and finish() equal speakable(answer), however the answer is
+    split. The one exception: an orphan </think> (pre-filled reasoning) cannot unsay what
+    earlier feed() calls returned; what follows it is still exactly speakable(answer), after a
+    line break."""
+    speech, said, gone = SpeechFilter(), [], None
+    for piece in pieces:
+        said.append(speech.feed(piece))
+        if gone is None and speech.orphan_think_close:
+            gone = "".join(said[:-1])
+    said.append(speech.finish())
+    joined, whole = "".join(said), speakable("".join(pieces))
+    if gone is None:
+        assert joined == whole
+    else:
+        assert joined == gone + ("\n" if gone and whole else "") + whole
 
 
 @st.composite
@@ -264,6 +319,9 @@ MARKDOWNISH = st.lists(
             "#", "## ", "- ", "* ", "+ ", "> ", "1. ", "\n", "\n\n", "|", " | ", "|---|", ":---:", "---", "***",
             "😀", "\u200d", "👍🏽", "🇨🇳", "❤️", "\ufe0f", "word", "snake_case", "3 * 4", "2*3", "你好", "。",
             " ", "  ", "\t", "\r\n", "http://x.io/a_b", "$5", "C#", "^_^", "a" * 70,
+            # the cases of issue 20
+            "★", "✓", "♥", "❤", "\ufe0e", "🏽", "__init__", "__x", "5 *3", "5* 3", "# of", "[a](b c)", '"t"',
+            "](http://x.io/" + "p" * 60, "<BR/>", "<br  />", "a" * 62,
         ]),
         st.text(max_size=3),
     ),
@@ -284,19 +342,19 @@ def test_rule(text: str, spoken: str) -> None:
 
 @pytest.mark.parametrize("text, spoken", RULES + list(CORPUS.values()))
 def test_one_character_pieces_give_the_same_speech(text: str, spoken: str) -> None:
-    assert feed_all(list(text)) == spoken
+    assert_streams_like_the_whole(list(text))
 
 
 @pytest.mark.parametrize("answer", ANSWERS, ids=list(CORPUS))
 @given(data=st.data())
 def test_corpus_split_anywhere_gives_the_same_speech(answer: str, data: st.DataObject) -> None:
-    assert feed_all(data.draw(splits(answer))) == speakable(answer)
+    assert_streams_like_the_whole(data.draw(splits(answer)))
 
 
 @settings(max_examples=500)
 @given(data=st.data(), text=MARKDOWNISH)
 def test_markdownish_text_split_anywhere_gives_the_same_speech(text: str, data: st.DataObject) -> None:
-    assert feed_all(data.draw(splits(text))) == speakable(text)
+    assert_streams_like_the_whole(data.draw(splits(text)))
 
 
 @settings(max_examples=300)
@@ -307,6 +365,8 @@ def test_held_back_text_stays_under_the_bound(text: str, data: st.DataObject) ->
         said += speech.feed(piece)
         fed += piece
         assert speech.held < HOLD_LIMIT
+        if speech.orphan_think_close:
+            continue  # what went out before it is not in speakable(fed)
         whole = speakable(fed)  # what the text so far would give if it ended here
         assert whole.startswith(said)
         assert len(whole) - len(said) <= 2 * speech.held + 2
@@ -350,13 +410,20 @@ def test_plain_text_is_returned_at_once(text: str, data: st.DataObject) -> None:
 
 def test_think_block_is_dropped_as_it_streams() -> None:
     speech = SpeechFilter()
-    assert speech.feed("Hi. <think>") == "Hi."
+    assert speech.feed("\n <think>") == ""
     for _ in range(200):
         assert speech.feed("reasoning *step* [a](b) ") == ""
         assert speech.held == 0
     assert speech.feed("</thi") == ""
     assert speech.held == len("</thi")
-    assert speech.feed("nk> Answer") + speech.finish() == " Answer"
+    assert speech.feed("nk> Answer") + speech.finish() == "Answer"
+
+
+def test_think_tag_counts_only_at_the_start_of_the_answer() -> None:
+    speech = SpeechFilter()
+    assert speech.feed("The model emits a <thi") == "The model emits a"
+    assert speech.feed("nk> tag. Your refund is approved.") == " <think> tag. Your refund is approved."
+    assert speech.finish() == ""
 
 
 def test_link_target_is_dropped_as_it_streams() -> None:
@@ -364,8 +431,16 @@ def test_link_target_is_dropped_as_it_streams() -> None:
     assert speech.feed("See [docs](") == "See docs"
     for _ in range(100):
         assert speech.feed("https://example.com/a_(b)/") == ""
-        assert speech.held == 0
+        assert speech.held < HOLD_LIMIT
+    assert speech.held == 0  # a target this long is a URL: dropped as it arrives
     assert speech.feed(") now") + speech.finish() == " now"
+
+
+def test_unclosed_link_target_eats_no_words_as_it_streams() -> None:
+    speech = SpeechFilter()
+    assert speech.feed("See [the policy](sect") == "See the policy"
+    assert speech.feed("ion 4 of the handbook") == " (section 4 of the handbook"
+    assert speech.feed(" for details.") + speech.finish() == " for details."
 
 
 def test_ims_command_streams_verbatim() -> None:
@@ -382,6 +457,9 @@ def test_markers_at_a_piece_end_wait_for_the_next_piece() -> None:
     assert speech.feed("key") == " key"
     assert speech.feed("** and 3 *") == " and 3"
     assert speech.feed(" 4") == " * 4"
+    assert speech.feed(", 5* ") == ", 5"
+    assert speech.feed("3 and ★") == "* 3 and"
+    assert speech.feed("\ufe0f.") == "."  # ★ and an emoji selector: an emoji
     assert speech.finish() == ""
 
 
@@ -399,3 +477,97 @@ def test_empty_pieces_and_answers() -> None:
     assert speech.feed("") == ""
     assert speech.finish() == ""
     assert speakable("") == ""
+
+
+# -- pre-filled reasoning: a </think> with no <think> before it ----------------------------------
+
+REASONING = "Okay, the user asks about the refund. Policy says **14 days**; it is day 3.\n"
+ANSWER = "\n\nYour refund is *approved*."
+
+
+def test_orphan_close_drops_everything_before_it_in_a_whole_answer() -> None:
+    speech = SpeechFilter()
+    assert speech.feed(REASONING + "</think>" + ANSWER) + speech.finish() == "Your refund is approved."
+    assert speech.orphan_think_close
+    assert speakable(REASONING + "</think>" + ANSWER) == "Your refund is approved."
+
+
+def test_orphan_close_while_streaming_cannot_unsay_what_went_out() -> None:
+    speech = SpeechFilter()
+    leaked = speech.feed(REASONING[:37])
+    assert leaked == "Okay, the user asks about the refund."  # it looked like an answer
+    assert not speech.orphan_think_close
+    rest = speech.feed(REASONING[37:] + "</think>" + ANSWER) + speech.finish()
+    assert speech.orphan_think_close  # the pipeline logs it
+    assert rest == "\nYour refund is approved."  # the rest of the reasoning is not spoken
+
+
+def test_orphan_close_drops_what_is_held_back() -> None:
+    speech = SpeechFilter()
+    assert speech.feed("The plan: **") == "The plan:"
+    assert speech.held == 2
+    assert speech.feed("x</think>Answer") + speech.finish() == "\nAnswer"
+
+
+def test_orphan_close_is_reported_once_and_is_text_after_a_think_tag() -> None:
+    speech = SpeechFilter()
+    assert speech.feed("plan</think>Answer </think> end") + speech.finish() == "Answer </think> end"
+    assert speech.orphan_think_close
+    assert speakable("Use <think> then </think> to wrap it") == "Use <think> then </think> to wrap it"
+    speech = SpeechFilter()
+    assert speech.feed("<think>plan</think>ok") + speech.finish() == "ok"
+    assert not speech.orphan_think_close
+
+
+@pytest.mark.parametrize("pieces", [
+    [REASONING + "</think>" + ANSWER],
+    list(REASONING + "</think>" + ANSWER),
+    [REASONING[:20], REASONING[20:], "</thi", "nk>", ANSWER],
+])
+def test_think_prefilled_starts_inside_the_reasoning(pieces: list[str]) -> None:
+    speech = SpeechFilter(think_prefilled=True)
+    said = [speech.feed(piece) for piece in pieces]
+    assert "".join(said) + speech.finish() == "Your refund is approved."
+    assert not speech.orphan_think_close
+    assert speech.spoke
+    assert speakable("".join(pieces), think_prefilled=True) == "Your refund is approved."
+
+
+def test_think_prefilled_answer_without_a_close_is_unspeakable() -> None:
+    speech = SpeechFilter(think_prefilled=True)
+    assert speech.feed("Hello! How can I help?") == ""
+    assert speech.finish() == ""
+    assert not speech.spoke
+
+
+def test_think_prefilled_with_the_model_writing_think_too() -> None:
+    assert speakable("<think>plan</think>\nHi", think_prefilled=True) == "Hi"
+
+
+# -- an answer with nothing speakable ------------------------------------------------------------
+
+@pytest.mark.parametrize("answer", ["👍", "---", "🎉🎉 😀", "   \n ", "", "<think>only reasoning</think>",
+                                    "![logo](https://x.io/l.png)", "***\n___", "| --- |", "<br>"])
+def test_an_unspeakable_answer_is_signalled(answer: str) -> None:
+    speech = SpeechFilter()
+    assert speech.feed(answer) + speech.finish() == ""
+    assert not speech.spoke
+    assert speakable(answer) == ""
+
+
+@pytest.mark.parametrize("answer", ["ok", "👍 Done", '<imsagent_hangup endword="Bye"/>', "★"])
+def test_a_speakable_answer_is_signalled(answer: str) -> None:
+    speech = SpeechFilter()
+    said = speech.feed(answer)
+    said += speech.finish()
+    assert said and speech.spoke
+
+
+def test_spoke_follows_each_answer() -> None:
+    speech = SpeechFilter()
+    assert speech.feed("Hi") == "Hi" and speech.spoke  # known as soon as text went out
+    speech.finish()
+    assert speech.spoke  # still describes the answer just finished
+    assert speech.feed("👍") == "" and not speech.spoke  # the next answer
+    speech.finish()
+    assert not speech.spoke

@@ -25,19 +25,28 @@ _SPACES = re.compile(" {2,}")
 class Spoken:
     """What has been spoken of one answer: `parts` to send, and the gap owed after them."""
 
-    __slots__ = ("gap", "last", "parts", "started")
+    __slots__ = ("gap", "last", "parts", "said", "started")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.gap = NONE  # owed before the next character spoken
         self.last = ""  # the last character spoken
         self.started = False  # something has been spoken
+        self.said = False  # something has been taken: it has gone out and cannot be unsaid
 
     def take(self) -> str:
         """The text spoken since the last take()."""
         text = "".join(self.parts)
         self.parts.clear()
+        self.said = self.started
         return text
+
+    def unsay(self) -> None:
+        """Forgets what was spoken since the last take(); what went out before is followed by
+        a line break."""
+        self.parts.clear()
+        self.started = self.said
+        self.gap = LINE if self.said else NONE
 
     def say(self, text: str) -> None:
         """Speaks source text: runs of spaces become one, its edge spaces become gaps."""
