@@ -200,6 +200,7 @@ RULES = [
     ("5 *3, 5* 3, 5 * 3, 5*3 and 2 *x*", "5 *3, 5* 3, 5 * 3, 5*3 and 2 x"),
     ("__init__, __name__ and self.__dict__ in __init__.py", "__init__, __name__ and self.__dict__ in __init__.py"),
     ("__bold text__ and __Python 3__", "bold text and Python 3"),
+    ("__" + "a" * 30 + "__ is too long for a name", "a" * 30 + " is too long for a name"),
     ("这是**重点**内容，*斜体*也行", "这是重点内容，斜体也行"),
     ("**Note:** text (**in brackets**) **“quoted”**", "Note: text (in brackets) “quoted”"),
     ("3 * 4 = 12, 2*3, x**2, a * b", "3 * 4 = 12, 2*3, x**2, a * b"),

@@ -73,8 +73,8 @@ LINE_HOLD = re.compile(
 # (CommonMark's flanking, simplified). KEEP matches the runs that are text: between spaces
 # (3 * 4), inside a Latin word or number (2*3, x**2, snake_case), _ and a single * or ~
 # between punctuation (^_^, (*)), a lone ~ (~5), a * between digits across one space
-# (5 *3, 5* 3), and a double-underscore name (__init__, __name__). Every other run is
-# markup (**b**, *it*, ~~s~~, 这是**重点**). Runs are at most 63 characters.
+# (5 *3, 5* 3), and a double-underscore name of up to 25 characters (__init__, __name__).
+# Every other run is markup (**b**, *it*, ~~s~~, 这是**重点**). Runs are at most 63 characters.
 _WORD = "[^\\W_\u2e80-\U0010ffff]"  # a letter or digit, not CJK (U+2E80 onwards)
 _PUNCT = r"(?:[^\w\s]|_)"
 # Each branch starts with its mark, so that the regex engine skips it at once elsewhere.
@@ -82,11 +82,11 @@ KEEP = re.compile(
     f"\\*(?:(?<=\\s\\*)\\*{{0,62}}+(?=\\s)|(?<={_WORD}\\*)\\*{{0,62}}+(?={_WORD})|(?<={_PUNCT}\\*)(?=[^\\w\\s*]|_)"
     r"|(?<=\d \*)(?=\d)|(?<=\d\*)(?= \d))"
     f"|_(?:(?<=\\s_)_{{0,62}}+(?=\\s)|(?<={_WORD}_)_{{0,62}}+(?={_WORD})|(?<={_PUNCT}_)_{{0,62}}+(?=[^\\w\\s])"
-    r"|(?<![^\W_]_)_[^\W_]\w{0,56}?__(?=\W))"
+    r"|(?<![^\W_]_)_[^\W_]\w{0,24}?__(?=\W))"
     f"|~(?:(?<=\\s~)~{{0,62}}+(?=\\s)|(?<={_WORD}~)~{{0,62}}+(?={_WORD})|(?=[^~]))"
 )
 # At the end of what has arrived: what KEEP may still match once more text comes.
-MARK_HOLD = re.compile(r"(?<=\d)\* \Z|(?<![^\W_])__[^\W_]\w{0,60}\Z")
+MARK_HOLD = re.compile(r"(?<=\d)\* \Z|(?<![^\W_])__[^\W_]\w{0,26}\Z")
 RUNS = {mark: re.compile(re.escape(mark) + "+") for mark in "*_~`"}
 
 # Links and images: `[text](target)` speaks its text, `![alt](target)` nothing. A target
