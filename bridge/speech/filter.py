@@ -99,7 +99,7 @@ class SpeechFilter:
 
     def _reset(self) -> None:
         self._buf = ""  # text fed but not yet decided
-        self._prev = _START  # the two source characters before the text held (or to come)
+        self._prev = _START  # ends with the two source characters before the text held
         self._fast = False  # nothing held or owed: a plain piece passes through as it is
         self._done = False  # finish() was called: the next feed() starts a new answer
         self._mode = _THINK if self.think_prefilled else _OPEN
@@ -125,15 +125,16 @@ class SpeechFilter:
         """Returns what can be spoken now of `text` (and of what was held before it)."""
         if self._fast and rules.SPECIAL.search(text) is None:
             if text:
-                self._prev = text[-2:] if len(text) > 1 else self._prev[-1] + text
+                self._prev = text if len(text) > 1 else self._prev[-1] + text  # its end counts
                 self._spoken.last = text[-1]
             return text
         return self._run(text)
 
     def finish(self) -> str:
         """Flushes everything held back at the end of the answer. The end of the answer ends
-        a line: a newline is fed (an IMS tag left open is not closed)."""
-        out = self._run("" if self._mode == _TAG else "\n")
+        a line: what is held is decided as if a newline followed (with nothing held, that
+        newline would only owe a line break, dropped at the end)."""
+        out = self._run("\n") if self._buf else self._spoken.take()
         self._done, self._fast = True, False
         return out
 
@@ -142,7 +143,7 @@ class SpeechFilter:
     def _run(self, text: str) -> str:
         if self._done:
             self._reset()
-        buf = self._prev + self._buf + text
+        buf = self._prev[-2:] + self._buf + text
         pos, end = 2, len(buf)
         while pos < end:
             if self._mode:
@@ -202,6 +203,9 @@ class SpeechFilter:
 
     def _open(self, buf: str, i: int) -> int:
         """The start of the answer: a <think> here opens the model's reasoning."""
+        if buf[i] not in " \t\r\f\v\n<":  # most answers: no reasoning, decided at once
+            self._mode = _TEXT
+            return self._line(buf, i)
         start = _OPENING(buf, i).end()
         if buf.startswith(rules.THINK_OPEN, start):
             self._mode, self._think_seen = _THINK, True

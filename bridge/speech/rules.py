@@ -130,7 +130,7 @@ def plain(code: bool, link: bool, row: bool, literal_markers: bool = True) -> re
     outside a link, a `|` outside a table, a text symbol, a joiner after a letter. One regex,
     so a long run of such markers costs no step of the filter's loop; the filter's handlers
     decide each of these markers the same way (tests/test_speech_filter.py checks)."""
-    free = [f"[^{_TRIGGERS}]++"]
+    free = []
     if not code:
         free.append(KEEP.pattern)
     if literal_markers:
@@ -141,4 +141,5 @@ def plain(code: bool, link: bool, row: bool, literal_markers: bool = True) -> re
         free += [] if row else [r"\|"]
         free += [f"{ZWJ}(?<![{EMOJI_PRESENTATION}{JOINERS}{ZWJ}{TEXT_SYMBOLS}]{ZWJ})",
                  f"[{TEXT_SYMBOLS}](?=[^{_GLUE}])"]
-    return re.compile("(?:" + "|".join(free) + ")*+")
+    text = f"[^{_TRIGGERS}]*+"
+    return re.compile(f"{text}(?:(?:{'|'.join(free)}){text})*+" if free else text)
