@@ -71,6 +71,7 @@ def _always(pattern: re.Pattern[str]) -> _Match:
 
 
 _NEWLINES, _BLANKS, _OPENING = _always(rules.NEWLINES), _always(rules.BLANKS), _always(rules.OPENING)
+_PIPES = _always(rules.PIPES)
 _RUNS = {mark: _always(run) for mark, run in rules.RUNS.items()}
 
 
@@ -382,10 +383,10 @@ class SpeechFilter:
         if not self._flags & _ROW:
             self._spoken.emit("|")
             return i + 1
-        pipes = rules.PIPES.match(buf, i)
-        if pipes:
+        last = buf.rfind("|", i + 1, _PIPES(buf, i).end())
+        if last > 0:
             self._owe(CELL)
-            return pipes.end()
+            return last
         rule_cell = rules.RULE_CELL.match(buf, i, i + HOLD_LIMIT)
         if rule_cell:
             return rule_cell.end()

@@ -118,7 +118,7 @@ TAG_STOP = re.compile(r'[">]')
 # before its last one (`| |`, `||`), one cell boundary.
 RULE_CELL = re.compile(r"\|[ \t]*:?-+:?[ \t]*(?=[|\n])")
 RULE_CELL_HOLD = re.compile(r"\|[ \t]*:?-*:?[ \t]*")
-PIPES = re.compile(r"(?:\|[ \t]*)+(?=\|)")
+PIPES = re.compile(r"\|[ \t|]*+")  # a row's run of pipes and blanks: all before the last pipe
 
 CJK_START = "\u2e80"  # CJK radicals onwards: ideographs, kana, Hangul, full-width forms
 
