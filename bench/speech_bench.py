@@ -1,12 +1,19 @@
-"""Cost of the speech filter per streamed chunk, beside the cost of encoding that chunk.
+"""Cost of the speech filter: per streamed chunk beside the chunk's encoding, and per KB by size.
 
-Standalone: splits plain English, plain Chinese and markdown-heavy answers into chunks the
-way an LLM streams them (3-8 characters, and 5-30 for longer tokens), then times, in the
-same run, one `SpeechFilter` per answer fed every chunk (and finished), and one
-`ChunkEncoder` per answer encoding every chunk as an SSE event (the bridge's existing
-per-chunk work). Prints microseconds per chunk, the median of several runs, as a table.
+Standalone. Two tables, each figure the median of several runs:
 
-    python bench/speech_bench.py [--runs 7] [--seconds 0.2]
+1. Per chunk: splits plain English, plain Chinese and markdown-heavy answers into chunks the
+   way an LLM streams them (3-8 characters, and 5-30 for longer tokens), then times, in the
+   same run, one `SpeechFilter` per answer fed every chunk (and finished), and one
+   `ChunkEncoder` per answer encoding every chunk as an SSE event (the bridge's existing
+   per-chunk work). Microseconds per chunk.
+2. Per KB by size (issue 20: the filter must be linear): one chunk of 1 KB, 100 KB and 3 MB
+   (characters) of plain text, markdown-heavy text and adversarial runs of every character
+   the filter has to look at, fed at once and finished; and 100 KB fed one character at a
+   time, where a long held prefix is read again on every piece. Microseconds of CPU per KB
+   (process time, so other processes on the machine count less). Flat across a row is linear.
+
+    python bench/speech_bench.py [--runs 7] [--seconds 0.2] [--sizes-only | --chunks-only]
 """
 
 from __future__ import annotations
@@ -107,11 +114,83 @@ def per_chunk_us(answers: list[list[str]], runs: int, seconds: float) -> tuple[f
     return statistics.median(results[filter_answers]), statistics.median(results[encode_answers])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=7, help="runs per figure; the median is shown")
-    parser.add_argument("--seconds", type=float, default=0.2, help="length of one run")
-    args = parser.parse_args()
+# Inputs of the per-KB table: a unit repeated to the size. The adversarial ones are runs of
+# the characters the filter has to look at, and constructs it must hold back.
+SIZED = {
+    "plain English": " ".join(PLAIN_EN) + " ",
+    "plain Chinese": "".join(PLAIN_ZH),
+    "markdown-heavy": "\n\n".join(MARKDOWN) + "\n\n",
+    "`<` run": "<",
+    "`[` run": "[",
+    "`![` run": "![",
+    "`* ` run": "* ",
+    "pipe run": "|",
+    "table rows (newline, pipe, cell)": "\n| a ",
+    "emoji run": "😀",
+    "`</thin` fragments": "</thin",
+    "`**a` (markup)": "**a",
+    "`_a_ ` (markup)": "_a_ ",
+    "`[a](` (no target)": "[a](",
+    "`<br>` tags": "<br>",
+    "bullets (newline, dash)": "\n- ",
+    "symbols `★✓`": "★✓ ",
+}
+# Held prefixes: fed one character at a time, each piece re-reads what is held.
+HELD = {
+    "plain English": " ".join(PLAIN_EN) + " ",
+    "markdown-heavy": "\n\n".join(MARKDOWN) + "\n\n",
+    "`[` + 62 letters": "[" + "a" * 62,
+    "`<br` + 60 spaces": "<br" + " " * 60,
+    "`__` + 60 letters": "__" + "x" * 60 + " ",
+    "`![` + 61 letters": "![" + "a" * 61,
+    "`</think` + `<`": "</think<",
+}
+SIZES = [("1 KB", 1_000), ("100 KB", 100_000), ("3 MB", 3_000_000)]
+
+
+def fill(unit: str, size: int) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def speak_pieces(pieces: list[str]) -> None:
+    speech = SpeechFilter()
+    for piece in pieces:
+        speech.feed(piece)
+    speech.finish()
+
+
+def us_per_kb(pieces: list[str], chars: int, runs: int) -> float:
+    """Microseconds of process time per 1,000 characters, the median over `runs` (small inputs
+    are repeated to about 20 ms a run)."""
+    start = time.process_time()
+    speak_pieces(pieces)
+    loops = max(1, int(0.02 / max(time.process_time() - start, 1e-6)))
+    times = []
+    for _ in range(runs):
+        start_ns = time.process_time_ns()
+        for _ in range(loops):
+            speak_pieces(pieces)
+        times.append((time.process_time_ns() - start_ns) / 1000 / loops / (chars / 1000))
+    return statistics.median(times)
+
+
+def sized_table(runs: int) -> None:
+    print("\nOne chunk fed at once and finished: µs of CPU per KB (1,000 characters)\n")
+    print("| input | " + " | ".join(name for name, _ in SIZES) + " |")
+    print("| --- |" + " --- |" * len(SIZES))
+    for name, unit in SIZED.items():
+        cells = [us_per_kb([fill(unit, size)], size, runs if size < 1_000_000 else max(3, runs // 3))
+                 for _, size in SIZES]
+        print(f"| {name} | " + " | ".join(f"{cell:.0f}" for cell in cells) + " |")
+    print("\n100 KB fed one character at a time: µs of CPU per KB\n")
+    print("| input | µs/KB |")
+    print("| --- | --- |")
+    for name, unit in HELD.items():
+        text = fill(unit, 100_000)
+        print(f"| {name} | {us_per_kb(list(text), len(text), max(3, runs // 2)):.0f} |")
+
+
+def chunk_table(runs: int, seconds: float) -> None:
     rng = random.Random(7)
     workloads = [
         ("plain English", PLAIN_EN, 3, 8),
@@ -120,14 +199,28 @@ def main() -> None:
         ("plain English", PLAIN_EN, 5, 30),
         ("markdown-heavy", MARKDOWN, 5, 30),
     ]
-    print(f"Python {platform.python_version()} on {platform.machine()}, median of {args.runs} runs\n")
     print("| text | chars per chunk | chunks | speech filter µs/chunk | SSE encode µs/chunk | filter / encode |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, texts, low, high in workloads:
         answers = [chunked(text, low, high, rng) for text in texts]
-        speech, encode = per_chunk_us(answers, args.runs, args.seconds)
+        speech, encode = per_chunk_us(answers, runs, seconds)
         count = sum(len(a) for a in answers)
         print(f"| {name} | {low}-{high} | {count} | {speech:.2f} | {encode:.2f} | {speech / encode:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=7, help="runs per figure; the median is shown")
+    parser.add_argument("--seconds", type=float, default=0.2, help="length of one run (per-chunk table)")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--sizes-only", action="store_true", help="only the per-KB table")
+    only.add_argument("--chunks-only", action="store_true", help="only the per-chunk table")
+    args = parser.parse_args()
+    print(f"Python {platform.python_version()} on {platform.machine()}, median of {args.runs} runs\n")
+    if not args.sizes_only:
+        chunk_table(args.runs, args.seconds)
+    if not args.chunks_only:
+        sized_table(args.runs)
 
 
 if __name__ == "__main__":

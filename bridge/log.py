@@ -59,6 +59,7 @@ class RequestLog:
     failure_phrase: bool | None = None
     filler: bool | None = None
     unspeakable: bool | None = None  # the answer had nothing speakable once filtered
+    orphan_think_close: bool | None = None  # a </think> with no <think>: reasoning was pre-filled
     call_control: str | None = None
     # routes of their own (bridge.inbound.agora_rag, agora_audio)
     rag_passages: int | None = None

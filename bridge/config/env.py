@@ -162,6 +162,7 @@ def _answer(get: Reader, env: Mapping[str, str]) -> AnswerSettings:
         form_failure_text=failure_text if "FALLBACK_TEXT" in env else DEFAULT_FAILURE_TEXT,
         openai_failure_text=failure_text,
         speech_filter=get.choice("SPEECH_FILTER", ("ON", "OFF"), "ON") == "ON",
+        think_prefilled=get.choice("THINK_PREFILLED", ("ON", "OFF"), "OFF") == "ON",
         filler_after_ms=filler_ms or None,
         filler_phrases=get.phrases("FILLER_PHRASES", DEFAULT_FILLER_PHRASES),
         call_tools=call_tools,

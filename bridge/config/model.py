@@ -84,6 +84,7 @@ class AnswerSettings:
     form_failure_text: str | None = DEFAULT_FAILURE_TEXT  # spoken on the form route when every upstream failed
     openai_failure_text: str | None = None  # the same on the OpenAI routes (FALLBACK_TEXT set)
     speech_filter: bool = True
+    think_prefilled: bool = False  # THINK_PREFILLED: the model's answers start inside reasoning (an open <think>)
     filler_after_ms: int | None = None
     filler_phrases: tuple[str, ...] = DEFAULT_FILLER_PHRASES
     call_tools: tuple[str, ...] = ()

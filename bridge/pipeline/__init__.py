@@ -117,7 +117,8 @@ class Pipeline:
         self.prepare(chat)
         source = self._model(chat, log, policy)
         answer = self.settings.answer
-        source = speakable(source, SpeechFilter() if answer.speech_filter else None, self.failure_text(policy), log)
+        speech = SpeechFilter(think_prefilled=answer.think_prefilled) if answer.speech_filter else None
+        source = speakable(source, speech, self.failure_text(policy), log)
         if policy.filler and self.filler_after:
             source = with_filler(source, self.filler_after, pick_phrase(answer.filler_phrases, chat.last_user_text()),
                                  log)

@@ -40,7 +40,7 @@ from bridge.log import RequestLog
 from bridge.request import ChatRequest
 from bridge.speech import SpeechFilter
 
-SLICE = 16_384  # characters the speech filter takes between two turns of the event loop
+SLICE = 8_192  # characters the speech filter takes between two turns of the event loop (<= ~25 ms)
 CJK_START = "\u2e80"  # CJK radicals onwards: ideographs, kana, Hangul, full-width forms
 
 
@@ -150,6 +150,8 @@ class _Speakable:
     def _finish(self) -> Batch:
         """The text still held; or, when the answer had nothing speakable, the fallback phrase."""
         rest = self.speech.finish() if self.speech is not None else ""
+        if self.speech is not None and self.speech.orphan_think_close:
+            self.log.orphan_think_close = True  # pre-filled reasoning: THINK_PREFILLED=on would hide it all
         if rest:
             self.spoke = True
             return [TextDelta(rest)]

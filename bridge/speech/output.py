@@ -25,19 +25,29 @@ _SPACES = re.compile(" {2,}")
 class Spoken:
     """What has been spoken of one answer: `parts` to send, and the gap owed after them."""
 
-    __slots__ = ("gap", "last", "parts", "started")
+    __slots__ = ("after", "gap", "last", "parts", "said", "started")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.gap = NONE  # owed before the next character spoken
         self.last = ""  # the last character spoken
         self.started = False  # something has been spoken
+        self.said = False  # something has been taken: it has gone out and cannot be unsaid
+        self.after = False  # the bridge said something ahead of this answer: a gap at its start is kept
 
     def take(self) -> str:
         """The text spoken since the last take()."""
         text = "".join(self.parts)
         self.parts.clear()
+        self.said = self.started
         return text
+
+    def unsay(self) -> None:
+        """Forgets what was spoken since the last take(); what went out before is followed by
+        a line break."""
+        self.parts.clear()
+        self.started = self.said
+        self.gap = LINE if self.said else NONE
 
     def say(self, text: str) -> None:
         """Speaks source text: runs of spaces become one, its edge spaces become gaps."""
@@ -58,7 +68,7 @@ class Spoken:
     def emit(self, text: str) -> None:
         """Speaks `text` as it is (spaces too), after the gap owed."""
         if self.gap:
-            if self.started:
+            if self.started or self.after:
                 self.parts.append(self._gap(text[0]))
             self.gap = NONE
         self.started = True
