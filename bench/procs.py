@@ -38,11 +38,11 @@ def free_port() -> int:
 class Proc:
     """A child process whose stdout and stderr go to a temporary file (read for start-up lines)."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
         self.name = name
         self.log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
         with self.log.open("wb") as out:
-            self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            self.popen = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL)
 
     @property
@@ -146,10 +146,13 @@ def service_env(port: int, upstream_port: int, **extra: str) -> dict[str, str]:
             "OPENAI_API_KEY": "bench-upstream-key", "BRIDGE_TOKENS": "bench-token", "LOG_LEVEL": "INFO", **extra}
 
 
-def start_service(workers: int, port: int, upstream_port: int, **extra: str) -> Proc:
-    """`python app.py` for workers == 0, else gunicorn with that many workers; ready when all logged 'started'."""
+def start_service(workers: int, port: int, upstream_port: int, root: Path = ROOT, **extra: str) -> Proc:
+    """`python app.py` for workers == 0, else gunicorn with that many workers; ready when all logged 'started'.
+
+    `root`: the checkout to run (another one, e.g. a `git worktree` of an older commit, to compare).
+    """
     if workers == 0:
-        proc = Proc("app", [sys.executable, str(ROOT / "app.py")], service_env(port, upstream_port, **extra))
+        proc = Proc("app", [sys.executable, str(root / "app.py")], service_env(port, upstream_port, **extra), cwd=root)
         proc.wait_for_lines('"event":"started"', 1)
     else:
         env = service_env(port, upstream_port, WEB_CONCURRENCY=str(workers), **extra)

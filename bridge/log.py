@@ -15,8 +15,10 @@ DICT_KEYS keys and NESTING levels.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import sys
+import threading
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from itertools import islice
@@ -134,9 +136,14 @@ def mask_number(number: Any) -> str:
 
 # -- the JSON lines ------------------------------------------------------------------------
 
-# Fields whose values the bridge makes itself (never request text): not scanned for secrets.
-_OWN_KEYS = frozenset({"event", "level", "timestamp", "platform", "upstream", "error_kind", "status", "latency_ms",
-                       "ttft_ms"})
+# Fields whose values the bridge makes itself, of fixed types and small (never request text): not
+# scanned for secrets nor cut. Every other field is (`bounded`).
+_OWN_KEYS = frozenset({
+    "event", "level", "timestamp", "method", "status", "latency_ms", "agent", "platform", "upstream", "error_kind",
+    "ttft_ms", "usage", "usage_estimated", "tools_dropped", "failure_phrase", "filler", "unspeakable",
+    "orphan_think_close", "call_control", "rag_passages", "rag_ms", "audio_source", "audio_ms", "client_cancel", "cut",
+    "outcome", "turns", "interrupts", "ignored", "end_reason",
+})
 _SECRET_KEYS = frozenset({"authorization", "token", "api_key", "apikey", "password", "secret", "x-api-key"})
 AIOHTTP_LOGGERS = ("aiohttp.server", "aiohttp.web", "aiohttp.access", "aiohttp.internal", "aiohttp.client")
 
@@ -145,21 +152,11 @@ def configure_logging(level: str, redact: Redactor, stream: TextIO | None = None
     """Route structlog to `stream` (default stdout) as JSON lines at `level`."""
 
     def mask(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        counts = {}
-        for key, value in event.items():
-            if key in _OWN_KEYS:
-                continue
-            if key.lower() in _SECRET_KEYS:
-                event[key] = MASK
-            elif type(value) is list or type(value) is tuple:
-                if len(value) > LIST_ITEMS:
-                    counts[f"{key}_count"] = len(value)
-                event[key] = bounded(value, redact)
-            else:
-                event[key] = bounded(value, redact)
-        event.update(counts)
-        return event
+        return masked(event, redact)
 
+    global _LINES
+    sink = _Sink(stream or sys.stdout)
+    _LINES = _Lines(logging.getLevelName(level), redact, sink)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -168,14 +165,78 @@ def configure_logging(level: str, redact: Redactor, stream: TextIO | None = None
             structlog.processors.JSONRenderer(serializer=_serialize),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        # One write() per line (PrintLogger makes two): lines from several workers never interleave.
-        logger_factory=structlog.WriteLoggerFactory(stream or sys.stdout),
+        logger_factory=lambda *_: sink,
         cache_logger_on_first_use=False,
     )
     for name in AIOHTTP_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _WithoutRequestText) for f in logger.filters):
             logger.addFilter(_WithoutRequestText())
+
+
+def masked(event: MutableMapping[str, Any], redact: Redactor) -> MutableMapping[str, Any]:
+    """A line's fields as written: secrets masked, every value not the bridge's own bounded (long
+    texts cut, lists capped with a `<field>_count` beside them, objects and nesting capped)."""
+    counts = {}
+    for key, value in event.items():
+        if key in _OWN_KEYS:
+            continue
+        if key.lower() in _SECRET_KEYS:
+            event[key] = MASK
+            continue
+        if (type(value) is list or type(value) is tuple) and len(value) > LIST_ITEMS:
+            counts[f"{key}_count"] = len(value)
+        event[key] = bounded(value, redact)
+    event.update(counts)
+    return event
+
+
+class _Sink:
+    """Where every line goes: one write and one flush per line, under one lock, so lines from
+    several workers (one write each) and from threads never interleave."""
+
+    __slots__ = ("_flush", "_lock", "_write")
+
+    def __init__(self, stream: TextIO) -> None:
+        self._write, self._flush = stream.write, stream.flush
+        self._lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._write(message + "\n")
+            self._flush()
+
+    debug = info = warning = error = critical = exception = msg
+
+
+class _Lines:
+    """The lines written per request, per turn and per socket message, without structlog's
+    processor chain (half their cost) yet as it writes them: the same fields, masking, order
+    and timestamp, and the same level filter."""
+
+    __slots__ = ("level", "redact", "sink")
+
+    def __init__(self, level: int, redact: Redactor, sink: _Sink) -> None:
+        self.level = level
+        self.redact = redact
+        self.sink = sink
+
+    def info(self, event: str, **fields: Any) -> None:
+        if self.level <= logging.INFO:
+            self._write("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        if self.level <= logging.WARNING:
+            self._write("warning", event, fields)
+
+    def _write(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        fields["event"] = event
+        fields["level"] = level
+        fields["timestamp"] = datetime.datetime.now(tz=datetime.UTC).isoformat().replace("+00:00", "Z")
+        self.sink.msg(_serialize(masked(fields, self.redact)))
+
+
+_LINES = _Lines(logging.CRITICAL, Redactor(), _Sink(sys.stdout))
 
 
 def bounded(value: Any, redact: Redactor, depth: int = 0) -> Any:
@@ -227,8 +288,7 @@ def get_logger() -> Any:
 
 
 def bound_logger() -> Any:
-    """A logger bound once to the configuration now in force (the access line's: one per request).
-
-    `get_logger()` builds its bound logger again on every call, a third of a line's cost.
-    """
-    return structlog.get_logger("bridge").bind()
+    """The logger of the lines written per request, per turn or per socket message, bound to the
+    configuration now in force (`configure_logging`): `.info` / `.warning(event, **fields)`, as
+    structlog's, at half the cost."""
+    return _LINES

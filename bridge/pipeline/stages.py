@@ -27,6 +27,7 @@ from contextlib import aclosing
 from bridge.errors import UpstreamError
 from bridge.events import (
     Batch,
+    Event,
     Filler,
     Finish,
     TextDelta,
@@ -103,36 +104,54 @@ class _Speakable:
         self.log = log
         self.spoke = False
 
-    async def batch(self, batch: Batch) -> Batch:
-        """The batch with its text filtered; held text is released at Finish."""
+    def batch(self, batch: Batch) -> Batch | None:
+        """The batch with its text filtered (held text is released at Finish); None when a piece
+        is too large to filter at once (then `sliced`)."""
+        for event in batch:
+            if type(event) is TextDelta and len(event.text) > SLICE:
+                return None
         changed = False
         for event in batch:
-            if type(event) is TextDelta:
-                changed = await self._filter(event) or changed
-            elif type(event) is Finish:
-                changed = True
-            elif type(event) is ToolCallDelta:
-                self.spoke = True  # a tool call is an answer
-            elif type(event) is Filler and self.speech is not None:
-                self.speech.said_before()
+            changed = self._event(event) or changed
         return self._rebuilt(batch) if changed else batch
 
-    async def _filter(self, event: TextDelta) -> bool:
-        """Filter one piece in place; True when nothing of it is said now."""
-        text = event.text
-        if self.speech is not None:
-            event.text = self.speech.feed(text) if len(text) <= SLICE else await self._sliced(text)
-        self.spoke = self.spoke or (bool(event.text) and not event.text.isspace())
-        return not event.text
+    async def sliced(self, batch: Batch) -> Batch:
+        """A batch holding a huge piece, filtered a slice at a time with the event loop free in
+        between (the filter is linear, but a megabyte is still tens of milliseconds of it)."""
+        changed = False
+        for event in batch:
+            if type(event) is TextDelta and len(event.text) > SLICE:
+                event.text = await self._slices(event.text)
+                self._heard(event.text)
+                changed = changed or not event.text
+            else:
+                changed = self._event(event) or changed
+        return self._rebuilt(batch) if changed else batch
 
-    async def _sliced(self, text: str) -> str:
-        """A huge piece, filtered a slice at a time with the event loop free in between."""
-        assert self.speech is not None
-        out: list[str] = []
+    async def _slices(self, text: str) -> str:
+        pieces = []
         for start in range(0, len(text), SLICE):
-            out.append(self.speech.feed(text[start:start + SLICE]))
+            piece = text[start:start + SLICE]
+            pieces.append(self.speech.feed(piece) if self.speech is not None else piece)
             await asyncio.sleep(0)
-        return "".join(out)
+        return "".join(pieces)
+
+    def _event(self, event: Event) -> bool:
+        """Filter one event in place; True when the batch must be rebuilt (text gone, or the end)."""
+        if type(event) is TextDelta:
+            if self.speech is not None:
+                event.text = self.speech.feed(event.text)
+            self._heard(event.text)
+            return not event.text
+        if type(event) is ToolCallDelta:
+            self.spoke = True  # a tool call is an answer
+        elif type(event) is Filler and self.speech is not None:
+            self.speech.said_before()
+        return type(event) is Finish
+
+    def _heard(self, text: str) -> None:
+        if not self.spoke and text and not text.isspace():
+            self.spoke = True
 
     def _rebuilt(self, batch: Batch) -> Batch:
         out: Batch = []
@@ -167,9 +186,11 @@ async def speakable(batches: AsyncGenerator[Batch, None], speech: SpeechFilter |
     stage = _Speakable(speech, fallback, log)
     async with aclosing(batches):
         async for batch in batches:
-            batch = await stage.batch(batch)
-            if batch:
-                yield batch
+            filtered = stage.batch(batch)
+            if filtered is None:
+                filtered = await stage.sliced(batch)
+            if filtered:
+                yield filtered
 
 
 # -- the filler --------------------------------------------------------------------------------

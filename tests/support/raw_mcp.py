@@ -63,7 +63,8 @@ class RawMcpServer:
         return str(self.server.make_url(path))
 
     async def start(self) -> None:
-        await self.server.start_server()
+        # a handler held on a gate that never opens must not hold the test's teardown (aiohttp waits 60 s)
+        await self.server.start_server(shutdown_timeout=0.5)
 
     async def close(self) -> None:
         for stream in self.streams:
@@ -81,9 +82,12 @@ class RawMcpServer:
         app = web.Application()
         app.router.add_post("/mcp", self._post)
         app.router.add_get("/mcp", self._get)
-        app.router.add_delete("/mcp", lambda request: _empty(200))
+        app.router.add_delete("/mcp", self._delete)
         app.router.add_route("*", "/{tail:.*}", self._other)
         return app
+
+    async def _delete(self, request: web.Request) -> web.StreamResponse:
+        return _empty(200)  # the session ends
 
     async def _post(self, request: web.Request) -> web.StreamResponse:
         message = await request.json()

@@ -1,15 +1,20 @@
 """Reading OpenAI Chat Completions SSE: `data:` lines into canonical events.
 
-Shared by both OpenAI drivers. Each `chat.completion.chunk` is parsed once with the fast
-JSON decoder straight into events. The shape is checked as it is read: a chunk that is
-valid JSON of the wrong shape (`choices` a string, `content` a number, a tool `index` that
-is not an integer) is an `upstream_protocol` error, never a crash and never forwarded.
+Shared by both OpenAI drivers. Each `chat.completion.chunk` is decoded once by msgspec into
+typed records holding only the fields the bridge reads (a chunk's id, model, logprobs and
+the rest are skipped, never built), then into events. The shape is checked as it is read: a
+chunk that is valid JSON of the wrong shape (`choices` a string, `content` a number, a tool
+`index` that is not an integer) is an `upstream_protocol` error naming the place, never a
+crash and never forwarded. Rare parts (an error, usage, a platform chunk) stay raw JSON until
+they are met.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any
+
+import msgspec
 
 from bridge import jsonutil
 from bridge.errors import ErrorKind, UpstreamError
@@ -24,12 +29,48 @@ COUNTS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
 MAX_NAME = 256  # characters of a tool call's name remembered to recognise a resent name
 MAX_NAMED_CALLS = 1024  # tool call indexes whose names are remembered in one stream
 # Chunks that are not completions but platform messages, passed to the caller byte for byte:
-# Agora's custom_metadata and Tencent TRTC's meta.info.
-PASSTHROUGH = (("object", "chat.completion.custom_metadata"), ("type", "meta.info"))
+# Agora's custom_metadata (`object`) and Tencent TRTC's meta.info (`type`).
+CUSTOM_METADATA, META_INFO = "chat.completion.custom_metadata", "meta.info"
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 
 NOT_JSON = "upstream sent a stream line that is not JSON"
+_RAW = msgspec.Raw | msgspec.UnsetType  # JSON kept undecoded until it is needed
+
+
+class _Function(msgspec.Struct):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolCall(msgspec.Struct):
+    index: int | None = None
+    id: str | None = None
+    function: _Function | None = None
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    reasoning_content: str | None = None
+    reasoning: Any = None  # text at OpenRouter; anything else is not reasoning the bridge reads
+    tool_calls: list[_ToolCall] | None = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_Choice] | None = None
+    usage: _RAW = msgspec.UNSET
+    error: _RAW = msgspec.UNSET
+    object: Any = None
+    type: Any = None
+    system_fingerprint: Any = None
+
+
+_DECODE = msgspec.json.Decoder(_Chunk).decode
 
 
 def protocol_error(what: str) -> UpstreamError:
@@ -75,27 +116,50 @@ class ChunkReader:
                     break
                 continue  # blank separators, comments, `event:` / `id:` fields
             data = line[5:]
-            try:
-                chunk = jsonutil.loads(data)  # surrounding whitespace is allowed
-            except ValueError:
-                if data.strip() == b"[DONE]":
-                    self.done = True
-                else:
-                    self.error = UpstreamError(ErrorKind.UPSTREAM_PROTOCOL, NOT_JSON)
+            if data[-1:] != b"}" and data.strip() == b"[DONE]":  # (a chunk ends in "}")
+                self.done = True
                 break
             try:
-                if type(chunk) is not dict:
-                    raise protocol_error("a chunk that is not an object")
-                fingerprint = chunk.get("system_fingerprint")
-                if fingerprint and self.fingerprint is None and type(fingerprint) is str:
-                    self.fingerprint = fingerprint
-                    batch.append(Fingerprint(fingerprint))
-                if chunk_events(chunk, batch, data, self.tool_names):
-                    self.finished = True
+                self._chunk(_DECODE(data), data, batch)  # surrounding whitespace is allowed
+            except msgspec.ValidationError as exc:
+                self.error = protocol_error(str(exc))
+                break
+            except ValueError:  # not JSON (msgspec.DecodeError), or a raw part that is not (orjson)
+                self.error = UpstreamError(ErrorKind.UPSTREAM_PROTOCOL, NOT_JSON)
+                break
             except UpstreamError as exc:
                 self.error = exc
                 break
         return batch
+
+    def _chunk(self, chunk: _Chunk, raw: bytes, batch: Batch) -> None:
+        """The events of one chunk (only choice 0 is used). An `error` ends the answer, even
+        beside `choices` (OpenRouter's mid-stream error)."""
+        if chunk.error is not msgspec.UNSET:
+            _raise_error(chunk.error)
+        fingerprint = chunk.system_fingerprint
+        if fingerprint and self.fingerprint is None and type(fingerprint) is str:
+            self.fingerprint = fingerprint
+            batch.append(Fingerprint(fingerprint))
+        if chunk.choices:
+            self._choice(chunk.choices[0], batch)
+        elif chunk.object == CUSTOM_METADATA or chunk.type == META_INFO:
+            batch.append(Metadata(jsonutil.loads(raw), raw.strip()))
+        if chunk.usage is not msgspec.UNSET:
+            usage = jsonutil.loads(memoryview(chunk.usage))
+            if usage:
+                batch.append(read_usage(usage))
+
+    def _choice(self, choice: _Choice, batch: Batch) -> None:
+        delta = choice.delta
+        if delta is not None:
+            if delta.content:
+                batch.append(TextDelta(delta.content))
+            if delta.reasoning_content or delta.reasoning or delta.tool_calls:
+                _other_delta_events(delta, batch, self.tool_names)
+        if choice.finish_reason:
+            batch.append(Finish(choice.finish_reason))
+            self.finished = True
 
     def check(self) -> None:
         """Raise the error a bad line left, if any."""
@@ -128,60 +192,26 @@ async def read_batches(chunks: AsyncIterable[bytes]) -> AsyncGenerator[Batch, No
     reader.check_complete()
 
 
-def chunk_events(chunk: dict[str, Any], events: list[Event], raw: bytes | None = None,
-                 tool_names: dict[int, str] | None = None) -> bool:
-    """Append the canonical events of one chat.completion.chunk (only choice 0 is used).
-
-    Returns whether the chunk finished the answer (a `finish_reason`). `raw` is the chunk's
-    JSON text as received: a platform chunk is passed on as exactly that. An `error` in a
-    chunk ends the answer, even beside `choices` (OpenRouter's mid-stream error).
-    `tool_names` is the stream's memory of tool call names (see `tool_call`).
-    """
-    if chunk.get("error"):
-        raise stream_error(chunk["error"])
-    finished = False
-    choices = chunk.get("choices")
-    if choices:
-        if type(choices) is not list or type(choices[0]) is not dict:
-            raise protocol_error("'choices' is not a list of objects")
-        choice = choices[0]
-        delta = choice.get("delta")
-        if delta:
-            if type(delta) is not dict:
-                raise protocol_error("'delta' is not an object")
-            content = delta.get("content")
-            if content:
-                if type(content) is not str:
-                    raise protocol_error("'content' is not a string")
-                events.append(TextDelta(content))
-            if len(delta) > ("content" in delta) + ("role" in delta):  # more than text: look further
-                _other_delta_events(delta, events, tool_names)
-        reason = choice.get("finish_reason")
-        if reason:
-            if type(reason) is not str:
-                raise protocol_error("'finish_reason' is not a string")
-            events.append(Finish(reason))
-            finished = True
-    elif any(chunk.get(key) == value for key, value in PASSTHROUGH):
-        events.append(Metadata(chunk, raw.strip() if raw is not None else None))
-    usage = chunk.get("usage")
-    if usage:
-        events.append(read_usage(usage))
-    return finished
-
-
-def _other_delta_events(delta: dict[str, Any], events: list[Event], tool_names: dict[int, str] | None) -> None:
+def _other_delta_events(delta: _Delta, events: list[Event], tool_names: dict[int, str]) -> None:
     """Reasoning and tool call fragments."""
-    for name in REASONING_FIELDS:
-        reasoning = delta.get(name)
-        if reasoning and type(reasoning) is str:
-            events.append(Reasoning(reasoning))
-            break
-    tool_calls = delta.get("tool_calls")
-    if tool_calls:
-        if type(tool_calls) is not list:
-            raise protocol_error("'tool_calls' is not a list")
-        events.extend(tool_call(tc, tool_names) for tc in tool_calls)
+    reasoning = delta.reasoning_content or delta.reasoning
+    if reasoning and type(reasoning) is str:
+        events.append(Reasoning(reasoning))
+    for call in delta.tool_calls or ():
+        function = call.function or _NO_FUNCTION
+        index = call.index or 0
+        events.append(ToolCallDelta(index=index, id=call.id, name=_fresh_name(index, function.name, tool_names),
+                                    arguments=function.arguments or ""))
+
+
+_NO_FUNCTION = _Function()
+
+
+def _raise_error(raw: msgspec.Raw) -> None:
+    """An `error` member that says something ends the answer; `null`, `{}` or `""` do not."""
+    error = jsonutil.loads(memoryview(raw))
+    if error:
+        raise stream_error(error)
 
 
 def stream_error(error: Any) -> UpstreamError:
