@@ -3,6 +3,7 @@
     python bench/fleet.py cpu     # ~2 minutes: CPU per stream (bursts) and per chunk (paced)
     python bench/fleet.py hold    # ~1 minute: N concurrent held streams through one process
     python bench/fleet.py burst   # ~10 s: 5,000 callers connecting at the same instant
+    python bench/fleet.py accept  # ~15 s: 1,000 new callers while 1,000 streams run
 
 `cpu` loads three servers in turn, round after round, against one fake upstream
 (bench/fake_upstream.py), and reports medians over the rounds:
@@ -209,6 +210,59 @@ def render_burst(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+async def accept(args: argparse.Namespace) -> dict[str, Any]:
+    """`--callers` new connections, each asking GET /healthz once, while `--streams` streams run
+    (held by another process, so the two clients do not share a loop): how long until all are
+    answered. Before this round uvloop accepted one connection per loop pass, and a busy server
+    took seconds (bridge/compat.py GreedySite)."""
+    up = free_port()
+    fake = fake_upstream(up, args.chunks, args.delay_ms)
+    result: dict[str, Any] = {"callers": args.callers, "streams": args.streams, "chunks": args.chunks,
+                              "delay_ms": args.delay_ms}
+    try:
+        port = free_port()
+        bridge = start_service(0, port, up, MAX_CONCURRENCY=str(args.streams * 2), **LIFTED_DEADLINES)
+        try:
+            holder = await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "hold-client", "--port", str(port), "--streams", str(args.streams),
+                stdout=asyncio.subprocess.PIPE)
+            await asyncio.sleep(args.after)  # the streams are running
+            began = asyncio.get_running_loop().time()
+
+            async def caller() -> float:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                answer = await reader.read()
+                writer.close()
+                if b" 200 " not in answer.split(b"\r\n", 1)[0]:
+                    raise RuntimeError(f"healthz answered {answer[:40]!r}")
+                return asyncio.get_running_loop().time() - began
+
+            times = sorted(await asyncio.gather(*(caller() for _ in range(args.callers))))
+            held = json.loads((await holder.communicate())[0])
+        finally:
+            bridge.stop()
+    finally:
+        fake.stop()
+    result.update(p50_s=times[len(times) // 2], p99_s=times[int(len(times) * 0.99)], max_s=times[-1], **held)
+    return result
+
+
+def render_accept(data: dict[str, Any]) -> str:
+    return "\n".join([
+        f"accept: {data['callers']:,} new callers (GET /healthz) while {data['streams']:,} streams run "
+        f"({data['chunks']} chunks {data['delay_ms']:g} ms apart)", "",
+        "| callers answered p50 | p99 | all | streams completed | stream errors |", "|---|---|---|---|---|",
+        f"| {data['p50_s'] * 1000:.0f} ms | {data['p99_s'] * 1000:.0f} ms | {data['max_s'] * 1000:.0f} ms | "
+        f"{data['completed']:,} | {data['errors']} |"])
+
+
+async def hold_client(args: argparse.Namespace) -> None:
+    """(for `accept`) Hold `--streams` streams against `--port` and print the result as JSON."""
+    result = await run_hold(chat_target(args.port), args.streams, 1)
+    print(json.dumps({"completed": result.completed, "errors": result.errors}))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -225,7 +279,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     b = sub.add_parser("burst", help="simultaneous new connections: the listen backlog")
     b.add_argument("--callers", type=int, default=5000)
     b.add_argument("--workers", type=int, default=2)
-    for p in (c, h, b):
+    a = sub.add_parser("accept", help="new callers accepted while many streams run")
+    a.add_argument("--callers", type=int, default=1000)
+    a.add_argument("--streams", type=int, default=1000)
+    a.add_argument("--chunks", type=int, default=50)
+    a.add_argument("--delay-ms", type=float, default=100.0)
+    a.add_argument("--after", type=float, default=2.5, help="seconds the streams run before the callers come")
+    hc = sub.add_parser("hold-client")  # accept's other process
+    hc.add_argument("--port", type=int, required=True)
+    hc.add_argument("--streams", type=int, required=True)
+    for p in (c, h, b, a):
         p.add_argument("--json", type=Path, help="also write the raw figures here")
     return parser.parse_args(argv)
 
@@ -233,10 +296,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     use_uvloop()
+    if args.what == "hold-client":
+        asyncio.run(hold_client(args))
+        return 0
     if args.what == "cpu":
         data = asyncio.run(cpu(args))
         print(render_cpu(data))
         ok = statistics.median(data["burst"]["bridge"]) <= 1.6 * statistics.median(data["burst"]["direct"])
+        print(f"\nbudget: bridge <= 1.6 x direct CPU per stream: {'met' if ok else 'NOT met'}")
+    elif args.what == "accept":
+        data = asyncio.run(accept(args))
+        print(render_accept(data))
+        ok = data["errors"] == 0 and data["max_s"] <= 1.0
     elif args.what == "burst":
         data = asyncio.run(burst(args))
         print(render_burst(data))

@@ -12,6 +12,9 @@ fails the day an upgrade removes one, instead of the service misbehaving quietly
   line, bridge token included.
 - `WorkerHooks`: aiohttp's gunicorn worker with its start-up and heartbeat seams opened
   (`_run`, `_wait_next_notify`, `_notify_waiter_done`, gunicorn's base `init_signals`).
+- `GreedySite`: a listening socket whose pending connections are all accepted each time it is
+  readable (a SockSite filling in its `_server` and `_runner.server`): uvloop's server accepts
+  one connection per loop pass, so under load a burst of callers waited seconds in the queue.
 - `forward_sighup`: gunicorn's master passes SIGHUP on to its workers (`Arbiter.handle_hup`,
   `Arbiter.WORKERS`), which reload BRIDGE_AGENTS in place, instead of restarting them all (a
   new worker that failed to read a broken file would stop the whole server).
@@ -19,9 +22,11 @@ fails the day an upgrade removes one, instead of the service misbehaving quietly
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
+import socket
 from typing import Any
 
 from aiohttp import web
@@ -76,6 +81,53 @@ class QuietRunner(web.AppRunner):
         server = await super()._make_server()
         server.__class__ = QuietServer  # the same server, only its handler factory differs
         return server
+
+
+ACCEPT_PER_PASS = 512  # connections accepted in one go; the rest wait one loop pass
+
+
+class _Listener:
+    """What a site's `_server` must offer aiohttp (`close`): the socket, no longer read."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        self.loop, self.sock = loop, sock
+
+    def close(self) -> None:
+        if self.sock.fileno() != -1:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+
+
+class GreedySite(web.SockSite):
+    """A listening socket served by accepting every pending connection each time it is readable."""
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        loop = asyncio.get_running_loop()
+        sock, factory = self._sock, self._runner.server
+        assert factory is not None
+        sock.setblocking(False)
+        sock.listen(self._backlog)
+        tasks: set[asyncio.Task[Any]] = set()
+
+        def accept() -> None:
+            for _ in range(ACCEPT_PER_PASS):
+                try:
+                    conn, _ = sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:  # out of descriptors: leave the rest queued for the next pass
+                    get_logger().warning("accept_failed", error=exc.strerror or type(exc).__name__)
+                    return
+                conn.setblocking(False)
+                if conn.family != socket.AF_UNIX:
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                task = loop.create_task(loop.connect_accepted_socket(factory, conn))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+        loop.add_reader(sock.fileno(), accept)
+        self._server = _Listener(loop, sock)  # type: ignore[assignment]
 
 
 class WorkerHooks(GunicornWebWorker):
@@ -137,5 +189,7 @@ def missing_hooks(server: web.Server) -> list[str]:
         (Arbiter, "handle_hup"),
         (Arbiter, "WORKERS"),
     )
+    wanted += ((web.SockSite, "_sock"), (web.BaseSite, "_server"), (web.BaseSite, "_runner"),
+               (web.BaseSite, "_backlog"))
     return [f"{getattr(owner, '__name__', type(owner).__name__)}.{name}" for owner, name in wanted
             if not hasattr(owner, name)]

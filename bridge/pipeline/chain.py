@@ -58,8 +58,10 @@ class UpstreamChain:
                 log.upstream = upstream.name
                 yielded = False
                 try:
-                    attempt = self._attempt(upstream, request, log, begun, overall, reasoning)
-                    async with aclosing(attempt) as batches:
+                    if self.inflight.cutting:
+                        raise UpstreamError(ErrorKind.SHUTDOWN, "the server is shutting down")
+                    call = _Call(self, upstream, request, log, begun, overall, reasoning)
+                    async with aclosing(call.batches()) as batches:
                         async for batch in batches:
                             yielded = True
                             yield batch
@@ -86,23 +88,6 @@ class UpstreamChain:
         if exc.kind.final or self.inflight.cutting:
             raise exc
         return exc
-
-    async def _attempt(self, upstream: Upstream, request: ChatRequest, log: RequestLog, begun: float,
-                       overall: float, reasoning: bool) -> AsyncGenerator[Batch, None]:
-        """One upstream call under the first-token, idle and overall deadlines.
-
-        The first-token deadline is met by any sign of progress, reasoning included (a thinking
-        model is working); reasoning is passed on only when asked for.
-        """
-        if self.inflight.cutting:
-            raise UpstreamError(ErrorKind.SHUTDOWN, "the server is shutting down")
-        call = _Call(self, upstream, request, log, begun, overall, reasoning)
-        async with aclosing(call.batches()) as batches:
-            async for batch in batches:
-                yield batch
-        tail = call.tail()
-        if tail:
-            yield tail
 
     async def aclose(self) -> None:
         """Close every upstream's connection pool."""
@@ -141,28 +126,34 @@ class _Call:
         self.waiting_for = f"no first token within {first:g}s"
 
     async def batches(self) -> AsyncGenerator[Batch, None]:
-        """The upstream's batches, joined, under the deadline; the caller's time is not counted."""
-        deadline, inflight, idle = self.deadline, self.chain.inflight, self.chain.deadlines.idle
+        """The upstream's batches, joined, under the first-token, idle and overall deadlines (the
+        caller's time is not counted), then what the answer still owes (`tail`).
+
+        The first-token deadline is met by any sign of progress, reasoning included (a thinking
+        model is working); reasoning is passed on only when asked for.
+        """
+        deadline, inflight, idle, loop = self.deadline, self.chain.inflight, self.chain.deadlines.idle, self.loop
         inflight.deadlines.add(deadline)
         source = self.upstream.stream(self.request)
+        idle_text = f"no data for {idle:g}s"
         try:
-            while True:
-                batch = await self._next(source)
-                if batch is None:
-                    return
-                batch = self._joined(batch)
+            while (batch := await self._next(source)) is not None:
+                batch = batch if self._one_piece(batch) else self._joined(batch)
                 if batch:
                     deadline.paused = True
                     yield batch
                     deadline.paused = False
                     if deadline.cut_requested:
                         raise UpstreamError(ErrorKind.SHUTDOWN, CUT_MESSAGE)
-                deadline.move(min(self.loop.time() + idle, self.overall))
-                self.waiting_for = f"no data for {idle:g}s"
+                deadline.move(min(loop.time() + idle, self.overall))
+                self.waiting_for = idle_text
         finally:
             inflight.deadlines.discard(deadline)
             deadline.close()
             await source.aclose()
+        tail = self.tail()
+        if tail:
+            yield tail
 
     async def _next(self, source: AsyncGenerator[Batch, None]) -> Batch | None:
         """The next batch (None at the end); a deadline that passes becomes a timeout or a cut."""
@@ -180,6 +171,13 @@ class _Call:
             if deadline.when >= self.overall:
                 self.waiting_for = f"answer exceeded {self.chain.deadlines.total:g}s"
             raise UpstreamError(ErrorKind.UPSTREAM_TIMEOUT, f"upstream timeout: {self.waiting_for}") from None
+
+    def _one_piece(self, batch: Batch) -> bool:
+        """A read of one piece of text, after the first (a paced stream's): nothing to join or note."""
+        if len(batch) == 1 and type(batch[0]) is TextDelta and self.log.ttft_ms is not None:
+            self.said.add(batch[0].text)
+            return True
+        return False
 
     def _joined(self, batch: Batch) -> Batch:
         """The batch with each run of adjacent text as one TextDelta (Reasoning only when asked for).

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
-from bridge.compat import QuietRunner
+from bridge.compat import GreedySite, QuietRunner
 from bridge.config import Settings
 from bridge.log import get_logger
 from bridge.process.state import PROCESS
@@ -56,9 +56,13 @@ class Lifecycle:
         server = self.settings.server
         await self.runner.setup()
         # gunicorn's sockets too: serving one listens again, with the site's backlog (default 128).
-        sites: list[web.BaseSite] = [web.SockSite(self.runner, sock, backlog=server.listen_backlog)
-                                     for sock in sockets] or [
-            web.TCPSite(self.runner, server.host, server.port, backlog=server.listen_backlog, reuse_address=True)]
+        try:
+            listening = list(sockets) or [socket.create_server(
+                (server.host, server.port), backlog=server.listen_backlog, family=_family(server.host))]
+        except OSError as exc:
+            await self.runner.cleanup()
+            raise StartupError(f"could not listen on http://{server.host}:{server.port}: {exc.strerror or exc}") from None
+        sites: list[web.BaseSite] = [GreedySite(self.runner, sock, backlog=server.listen_backlog) for sock in listening]
         for site in sites:
             try:
                 await site.start()
@@ -101,6 +105,10 @@ class Lifecycle:
             if ticker is not None:
                 ticker.cancel()
         log.info("stopped")
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def settle_garbage_collector() -> None:
