@@ -16,6 +16,7 @@ import pytest
 
 from bridge.config import DEFAULT_FAILURE_TEXT
 from tests.support.processes import ROOT, SOMAXCONN, server, stop_and_collect, wait_for_log
+from tests.support.tool_servers import model_that_uses, tools_file, weather_tool
 from tests.support.upstream import FakeUpstream, held_upstream
 
 
@@ -118,3 +119,30 @@ async def test_the_listen_backlog_is_the_configured_one() -> None:
         assert await listen_backlog(url) == min(2048, SOMAXCONN)  # the default: bursts of new calls
     async with server(UPSTREAM="echo", LISTEN_BACKLOG="1500") as (_, url, _):
         assert await listen_backlog(url) == min(1500, SOMAXCONN)
+
+
+async def test_a_cut_while_a_bridge_tool_runs_ends_like_any_other_cut(fake_upstream: FakeUpstream, weather_server,
+                                                                   tmp_path) -> None:
+    """SIGTERM while a bridge tool runs (issue 20, item 6): at DRAIN_TIMEOUT the stream ends with the
+    `shutdown` error event and [DONE], the form route speaks its phrase, the process exits in time.
+    (A cancelled asyncio.gather reports cancelled() == False on 3.11: the answer used to just stop.)"""
+    model_that_uses(fake_upstream, "get_weather", {"city": "Paris"})
+    tools = tools_file(tmp_path, [weather_tool(weather_server.url("/slow"), timeout=30)], filler="Let me check.")
+    async with server(OPENAI_BASE_URL=fake_upstream.url + "/v1", BRIDGE_TOOLS=tools, WEATHER_KEY="wk-1234567890",
+                      DRAIN_TIMEOUT="1", UPSTREAM_TOTAL_TIMEOUT="60") as (proc, base, _):
+        async with aiohttp.ClientSession() as session:
+            body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "weather?"}]}
+            stream = await session.post(base + "/v1/chat/completions", json=body)
+            assert b"Let me check." in await stream.content.readuntil(b"\n\n")  # the tool runs now
+            form = asyncio.ensure_future(session.post(base + "/", data={"Message": "weather?"}))
+            await fake_upstream.wait_for_requests(2)
+            proc.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            rest = (await stream.content.read()).decode()
+            answer = await (await form).json()
+            code = await asyncio.wait_for(proc.wait(), 5)
+            exited = time.monotonic() - signalled
+    events = [e.removeprefix("data: ") for e in rest.split("\n\n") if e]
+    assert json.loads(events[-2])["error"]["code"] == "shutdown" and events[-1] == "[DONE]"
+    assert answer == {"Text": DEFAULT_FAILURE_TEXT}
+    assert code == 0 and exited < 1 + 1.0

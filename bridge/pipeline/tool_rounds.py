@@ -43,6 +43,7 @@ from bridge.tools.results import BAD_ARGUMENTS
 
 ModelCall = Callable[[ChatRequest, RequestLog], AsyncGenerator[Batch, None]]  # one round's upstream answer
 SHUTDOWN_MESSAGE = "the server shut down while tools were running"
+MAX_DROPPED = 4096  # indexes of dropped calls remembered (their fragments are held back too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,7 @@ class Round:
     bridge_calls: dict[int, dict[str, str]] = field(default_factory=dict)  # index -> id, name, arguments
     caller_calls: set[int] = field(default_factory=set)
     oversized: set[int] = field(default_factory=set)  # calls whose arguments passed the cap
-    dropped: int = 0  # bridge calls past MAX_TOOL_CALLS, not kept
+    dropped: set[int] = field(default_factory=set)  # bridge calls past MAX_TOOL_CALLS: their indexes, not kept
     finish: Finish | None = None
 
     @property
@@ -75,11 +76,14 @@ class Round:
         """Record a fragment; True when it belongs to a bridge tool (held back from the caller)."""
         call = self.bridge_calls.get(delta.index)
         if call is None:
+            if delta.index in self.dropped:
+                return True
             if not self._bridges(delta, box):
                 self.caller_calls.add(delta.index)
                 return False
             if len(self.bridge_calls) >= self.limits.calls:
-                self.dropped += delta.id is not None or delta.name is not None  # a new call, not a fragment
+                if len(self.dropped) < MAX_DROPPED:
+                    self.dropped.add(delta.index)
                 return True
             call = self.bridge_calls[delta.index] = {"id": delta.id or f"call_bridge_{delta.index}", "name": "",
                                                      "arguments": ""}
@@ -189,7 +193,7 @@ class ToolRounds:
         if tools not in done:
             raise UpstreamError(ErrorKind.SHUTDOWN, SHUTDOWN_MESSAGE)
         results: list[ToolResult] = tools.result()
-        self._note(results, log, number, current.dropped)
+        self._note(results, log, number, len(current.dropped))
         return results
 
     async def _call(self, index: int, call: dict[str, str], current: Round, timeout: float) -> ToolResult:

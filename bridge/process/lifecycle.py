@@ -61,7 +61,8 @@ class Lifecycle:
                 (server.host, server.port), backlog=server.listen_backlog, family=_family(server.host))]
         except OSError as exc:
             await self.runner.cleanup()
-            raise StartupError(f"could not listen on http://{server.host}:{server.port}: {exc.strerror or exc}") from None
+            where = f"http://{server.host}:{server.port}"
+            raise StartupError(f"could not listen on {where}: {exc.strerror or exc}") from None
         sites: list[web.BaseSite] = [GreedySite(self.runner, sock, backlog=server.listen_backlog) for sock in listening]
         for site in sites:
             try:
