@@ -107,6 +107,8 @@ async def test_readyz_waits_for_the_first_listing_and_a_call_meanwhile_stays_wit
     await asyncio.wait_for(toolbox.wait_ready(), 5)
     resp = await client.get("/readyz")
     assert resp.status == 200
+    ready = await log_stream.wait_for_line(lambda e: e.get("event") == "tools_ready")
+    assert ready["tools"] == ["echo"] and ready["mcp_servers"] == 1  # logged once listed, MCP tools included
     resp = await client.post("/", data={"Message": "echo hi"})
     assert (await resp.json())["Text"] == 'Result: echo {"q": "hi"}' and len(raw_mcp.calls) == 1
 

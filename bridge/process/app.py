@@ -26,6 +26,7 @@ from bridge.process import ops
 from bridge.process.access import access_log
 from bridge.process.state import PROCESS, ProcessState
 from bridge.redaction import Redactor
+from bridge.tools import ToolBox
 
 # Header limits: generous for real clients (long Bearer tokens, Agora's llm.headers), small
 # enough that a hostile client cannot make us buffer much before the body cap applies.
@@ -94,9 +95,20 @@ async def _start(app: web.Application) -> None:
     roster = app[SERVICES].roster
     state = app[PROCESS]
     await start(roster, state.probes)
+    loop = asyncio.get_running_loop()
+    for box in roster.toolboxes():  # once listed (MCP servers connect in the background)
+        task = loop.create_task(_tools_ready(box))
+        state.probes.add(task)
+        task.add_done_callback(state.probes.discard)
     _announce(state.settings, roster)
     if state.settings.server.agents_file:
         state.watcher = asyncio.get_running_loop().create_task(_watch(app, state.settings.server.agents_file))
+
+
+async def _tools_ready(box: ToolBox) -> None:
+    await box.wait_ready()
+    get_logger().info("tools_ready", tools=[d["function"]["name"] for d in box.definitions()],
+                      mcp_servers=len(box.links))
 
 
 async def _watch(app: web.Application, path: str) -> None:
@@ -125,9 +137,6 @@ def _announce(settings: Settings, roster: Roster) -> None:
     if roster.default.pipeline.upstreams[0].name == "echo":
         log.warning("echo_active", detail="UPSTREAM is echo: answers repeat the caller; set OPENAI_BASE_URL "
                     "or UPSTREAM to use a real model")
-    for box in roster.toolboxes():
-        log.info("tools_ready", tools=[d["function"]["name"] for d in box.definitions()],
-                 mcp_servers=len(box.links))
     if len(roster.agents) > 1:
         log.info("agents", agents=sorted(roster.agents), file=settings.server.agents_file)
 
