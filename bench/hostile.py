@@ -2,6 +2,7 @@
 
     python bench/hostile.py              # about 2 minutes
     python bench/hostile.py --only tools # the tool-path attacks alone
+    python bench/hostile.py --only speech  # a model answering 3 MB of markup in one chunk
 
 `python app.py` runs as its own process (echo upstream). For 10 s each, two callers loop
 posting the costliest body the form route accepts (a Python-literal Message at the parse
@@ -16,6 +17,10 @@ requests: an MCP tool whose schema `$ref`s a URL that never answers; an HTTP too
 `pattern` backtracks ("^(a+)+$" against 30 a's and "!"); an MCP server listing 10,000 tools
 in pages of 1,000, renamed and re-announced every 200 ms; and an MCP tool whose every result
 is 50 MB.
+
+The speech attack: a model whose every answer is one 3 MB chunk of markup (`<`, `[`, `![`,
+`* `, `|`, emphasis, links), streamed to two callers in a loop: the speech filter takes it
+in 8 KiB slices, the event loop free between them.
 """
 
 from __future__ import annotations
@@ -204,11 +209,35 @@ def tool_attacks() -> list[Row]:
     return rows
 
 
+STREAMED_CHAT = json.dumps({"model": "m", "messages": [{"role": "user", "content": "go"}], "stream": True}).encode()
+
+
+def speech_attack() -> list[Row]:
+    procs: list[Proc] = []
+    try:
+        model_port = free_port()
+        procs.append(Proc("hostile-huge", [sys.executable, str(ROOT / "bench" / "hostile_tools.py"), "huge",
+                                           "--port", str(model_port), "--megabytes", "3"]))
+        wait_listening(model_port)
+        port = free_port()
+        procs.append(Proc("hostile-speech-app", [sys.executable, str(ROOT / "app.py")],
+                          service_env(port, model_port, BRIDGE_TOKENS="", LOG_LEVEL="WARNING")))
+        wait_listening(port)
+        return [("2 callers: one 3 MB chunk of markup per answer (speech filter)",
+                 *measure(port, STREAMED_CHAT, "/v1/chat/completions", "application/json"))]
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+GROUPS = {"bodies": body_attacks, "tools": tool_attacks, "speech": speech_attack}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=["bodies", "tools"], help="run one group of attacks")
+    parser.add_argument("--only", choices=sorted(GROUPS), help="run one group of attacks")
     only = parser.parse_args().only
-    rows = (body_attacks() if only != "tools" else []) + (tool_attacks() if only != "bodies" else [])
+    rows = [row for name, group in GROUPS.items() if only in (None, name) for row in group()]
     print("| load | /healthz p50 ms | p99 ms | max ms | hostile callers |\n|---|---|---|---|---|")
     for name, latencies, counts in rows:
         print(row(name, latencies, counts))

@@ -2,6 +2,7 @@
 
     python bench/hostile_tools.py model --port P --tool NAME --arguments JSON
     python bench/hostile_tools.py mcp --port P --mode {ref,listing,result}
+    python bench/hostile_tools.py huge --port P --megabytes 3
 
 `model` is a fake OpenAI-compatible upstream: its first answer in a turn calls NAME with
 JSON; once a `tool` message is in the history it answers in words. `mcp` is the raw
@@ -10,6 +11,9 @@ streamable-HTTP MCP server of tests/raw_mcp.py, made hostile:
 - `ref`: one tool whose inputSchema has a `$ref` to a URL that never answers (on the same server);
 - `listing`: 10,000 tools in pages of 1,000, renamed and announced (`list_changed`) every 200 ms;
 - `result`: one tool whose every result is 50 MB of JSON.
+
+`huge` is a fake upstream whose every answer is one chunk of MEGABYTES of markup the speech
+filter has to look at (`<`, `[`, `![`, `* `, `|`, emphasis, links): what it costs the loop.
 """
 
 from __future__ import annotations
@@ -83,17 +87,33 @@ async def serve_mcp(port: int, mode: str) -> None:
             await server.notify_tools_changed()
 
 
+def huge_app(megabytes: float) -> web.Application:
+    unit = "<[![* |**b** [l](u) "
+    text = unit * int(megabytes * 1024 * 1024 / len(unit))
+    body = sse([{"choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}]},
+                {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}])
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=body, content_type="text/event-stream")
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", answer)
+    return app
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("role", choices=["model", "mcp"])
+    parser.add_argument("role", choices=["model", "mcp", "huge"])
+    parser.add_argument("--megabytes", type=float, default=3.0)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tool", default="")
     parser.add_argument("--arguments", default="{}")
     parser.add_argument("--mode", choices=["ref", "listing", "result"], default="ref")
     args = parser.parse_args()
-    if args.role == "model":
-        web.run_app(model_app(args.tool, args.arguments), host="127.0.0.1", port=args.port, print=None,
-                    access_log=None)
+    if args.role in ("model", "huge"):
+        app = model_app(args.tool, args.arguments) if args.role == "model" else huge_app(args.megabytes)
+        web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
     else:
         asyncio.run(serve_mcp(args.port, args.mode))
 
