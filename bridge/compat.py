@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -84,6 +85,8 @@ class QuietRunner(web.AppRunner):
 
 
 ACCEPT_PER_PASS = 512  # connections accepted in one go; the rest wait one loop pass
+ACCEPT_RETRY = 1.0  # seconds before accepting again when out of descriptors or memory
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class _Listener:
@@ -99,35 +102,52 @@ class _Listener:
 
 
 class GreedySite(web.SockSite):
-    """A listening socket served by accepting every pending connection each time it is readable."""
+    """A listening socket served by accepting every pending connection each time it is readable.
+
+    Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), accepting pauses for
+    ACCEPT_RETRY seconds, as asyncio's own loop does: the socket stays readable, and retrying
+    at once would spin and flood the log.
+    """
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
-        loop = asyncio.get_running_loop()
-        sock, factory = self._sock, self._runner.server
-        assert factory is not None
-        sock.setblocking(False)
-        sock.listen(self._backlog)
-        tasks: set[asyncio.Task[Any]] = set()
+        self._loop = asyncio.get_running_loop()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sock.setblocking(False)
+        self._sock.listen(self._backlog)
+        self._loop.add_reader(self._sock.fileno(), self._accept)
+        self._server = _Listener(self._loop, self._sock)  # type: ignore[assignment]
 
-        def accept() -> None:
-            for _ in range(ACCEPT_PER_PASS):
-                try:
-                    conn, _ = sock.accept()
-                except (BlockingIOError, InterruptedError):
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_PER_PASS):
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _OUT_OF_RESOURCES:
+                    self._pause(exc)
                     return
-                except OSError as exc:  # out of descriptors: leave the rest queued for the next pass
-                    get_logger().warning("accept_failed", error=exc.strerror or type(exc).__name__)
-                    return
-                conn.setblocking(False)
-                if conn.family != socket.AF_UNIX:
-                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                task = loop.create_task(loop.connect_accepted_socket(factory, conn))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                continue  # that one connection failed (reset before it was accepted)
+            self._serve(conn)
 
-        loop.add_reader(sock.fileno(), accept)
-        self._server = _Listener(loop, sock)  # type: ignore[assignment]
+    def _serve(self, conn: socket.socket) -> None:
+        conn.setblocking(False)
+        if conn.family != socket.AF_UNIX:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert self._runner.server is not None
+        task = self._loop.create_task(self._loop.connect_accepted_socket(self._runner.server, conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _pause(self, exc: OSError) -> None:
+        get_logger().warning("accept_paused", error=exc.strerror or type(exc).__name__, retry_in=ACCEPT_RETRY)
+        self._loop.remove_reader(self._sock.fileno())
+        self._loop.call_later(ACCEPT_RETRY, self._resume)
+
+    def _resume(self) -> None:
+        if self._sock.fileno() != -1:  # not stopped meanwhile
+            self._loop.add_reader(self._sock.fileno(), self._accept)
 
 
 class WorkerHooks(GunicornWebWorker):

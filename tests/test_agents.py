@@ -150,10 +150,11 @@ async def test_the_agent_label_on_metrics(bridge, fake_upstream, second_upstream
     ({"sales": {"BRIDGE_TOKENS": "same"}, "support": {"BRIDGE_TOKENS": "same"}}, {},
      "agents sales and support list the same token"),
     ({"sales": {"BRIDGE_TOKENS": "a b"}}, {}, "agent sales: BRIDGE_TOKENS: a token contains whitespace"),
+    ({"sales": {"BRIDGE_TOKENS": "${EMPTY}"}}, {"EMPTY": ""}, "agent sales: BRIDGE_TOKENS: is empty"),
     ({"sales": {"UPSTREAM": "nonesuch"}}, {}, "agent sales: UPSTREAM: unknown upstream 'nonesuch'"),
 ])
 def test_a_bad_agents_file_stops_start_up_with_one_line(tmp_path, agents, env, message):
-    settings = read_settings({"BRIDGE_AGENTS": agents_file(tmp_path, agents), **env})
+    settings = read_settings({"BRIDGE_AGENTS": agents_file(tmp_path, agents), "BRIDGE_TOKENS": "env-tok-1", **env})
     with pytest.raises(ConfigError, match=message):
         create_app(settings)
 
@@ -261,3 +262,14 @@ def test_the_worked_example_in_docs_agents_md_loads(tmp_path):
     assert sorted(roster.agents) == ["default", "retell-orders", "sales", "support-cn"]
     orders = roster.get("retell-orders")
     assert orders is not None and orders.settings.upstream.openai_api_key == "sk-env-00000000000000000"
+
+
+async def test_an_agent_without_tokens_while_others_have_some_is_named_at_start_up(bridge, tmp_path, log_stream):
+    """With tokens on one agent only, the default agent (no BRIDGE_TOKENS in the environment) is open:
+    said once, naming it."""
+    path = agents_file(tmp_path, {"sales": {"BRIDGE_TOKENS": SALES_TOKEN}})
+    client = await bridge({"BRIDGE_AGENTS": path})
+    line = await log_stream.wait_for_line(lambda e: e.get("event") == "auth_disabled")
+    assert line["agents"] == ["default"]
+    resp = await client.get("/agents/sales/v1/models")
+    assert resp.status == 401

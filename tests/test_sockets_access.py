@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -169,3 +170,21 @@ async def test_each_agent_has_its_own_twilio_account(bridge: BridgeFactory, tmp_
     assert (await handshake(client, support, **{"X-Twilio-Signature": signed}))[0] == 101
     assert (await handshake(client, "/agents/nobody/conversation-relay"))[0] == 404
     assert (await handshake(client, "/agents/nobody/retell/call_1"))[0] == 404
+
+
+async def raw_handshake(port: int, headers: list[bytes]) -> bytes:
+    """The status of a handshake sent byte for byte (aiohttp's client would not send these bytes)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    lines = [b"GET /conversation-relay HTTP/1.1", *headers, *(f"{k}: {v}".encode() for k, v in HANDSHAKE.items())]
+    writer.write(b"\r\n".join(lines) + b"\r\n\r\n")
+    status = (await reader.readline()).split()[1]
+    writer.close()
+    return status
+
+
+async def test_a_handshake_with_bytes_that_are_not_utf8_is_refused_not_a_server_error(bridge: BridgeFactory) -> None:
+    """A signature or Host that is not UTF-8 reaches the check as surrogates: refused (403), never a 500."""
+    client = await bridge({"UPSTREAM": "echo", "TWILIO_AUTH_TOKEN": AUTH_TOKEN})
+    assert client.port is not None
+    assert await raw_handshake(client.port, [b"Host: localhost", b"X-Twilio-Signature: \xff\xfe"]) == b"403"
+    assert await raw_handshake(client.port, [b"Host: h\xffst", b"X-Twilio-Signature: abc"]) == b"403"

@@ -166,3 +166,20 @@ async def test_ims_commands_the_model_writes_itself_pass_the_filter_untouched(br
     client = await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1"})
     text = (await (await client.post("/", data={"Message": "bye"})).json())["Text"]
     assert text == 'Goodbye! <imsagent_hangup endword="再见，*祝您*愉快!"/>'
+
+
+async def test_a_caller_gone_before_the_filler_is_a_hang_up_not_a_server_error(bridge, fake_upstream: FakeUpstream,
+                                                                              log_stream) -> None:
+    """Barge-in (a hang-up) while the filler's timer runs: the upstream is closed and the line says
+    499, never `internal` (closing the answer used to raise "aclose(): asynchronous generator is
+    already running" from the helper that awaited it)."""
+    arrived = asyncio.Event()
+    fake_upstream.hold(asyncio.Event(), arrived)  # never answers
+    client = await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1", "FILLER_AFTER_MS": "5000"})
+    request = asyncio.ensure_future(client.post("/v1/chat/completions",
+                                                json={"model": "m", "messages": USER, "stream": True}))
+    await arrived.wait()
+    request.cancel()  # the caller hangs up before anything was said
+    await asyncio.wait_for(fake_upstream.disconnected.wait(), 5)
+    line = await log_stream.wait_for_line(lambda e: e.get("event") == "request")
+    assert line["status"] == 499 and "error_kind" not in line and "exception" not in line

@@ -71,6 +71,9 @@ def read_agents(base: Settings, extra_names: Callable[[Settings], Iterable[str]]
             _check_known(where, overlay, setting_names() | frozenset(extra_names(settings)))
         except ConfigError as exc:
             raise ConfigError(exc.args[0] if str(exc).startswith(where) else f"{where}: {exc}") from None
+        if "BRIDGE_TOKENS" in overlay and not settings.tokens:  # it would leave the agent's path open to anyone
+            raise ConfigError(f"{where}: BRIDGE_TOKENS: is empty; list the agent's tokens, or leave it out to "
+                              "reach the agent with the environment's")
         agents.append(AgentConfig(name, settings, settings.tokens if "BRIDGE_TOKENS" in overlay else ()))
     check_tokens(agents)
     return agents

@@ -209,25 +209,26 @@ async def with_filler(batches: AsyncGenerator[Batch, None], after: float, phrase
     owed = ""  # the filler, when said: the answer's first words are joined to it
     try:
         async with aclosing(batches):
-            while not owed:
-                waiting = waiting or asyncio.ensure_future(anext(batches))
-                done, _ = await asyncio.wait((waiting,), timeout=max(0.0, said_at - loop.time()))
-                if not done:
-                    log.filler, owed = True, phrase
-                    yield [Filler(phrase)]
-                    break
-                batch, waiting = waiting.result(), None
-                yield batch
-                if _audible(batch) is not None:
-                    break
-            async for batch in _rest(batches, waiting, owed):
-                yield batch
+            try:
+                while not owed:
+                    waiting = waiting or asyncio.ensure_future(anext(batches))
+                    done, _ = await asyncio.wait((waiting,), timeout=max(0.0, said_at - loop.time()))
+                    if not done:
+                        log.filler, owed = True, phrase
+                        yield [Filler(phrase)]
+                        break
+                    batch, waiting = waiting.result(), None
+                    yield batch
+                    if _audible(batch) is not None:
+                        break
+                async for batch in _rest(batches, waiting, owed):
+                    yield batch
+            finally:  # the caller left while the helper awaited the next batch: stop it before closing
+                if waiting is not None and not waiting.done():
+                    waiting.cancel()
+                    await asyncio.wait((waiting,))
     except StopAsyncIteration:
         return
-    finally:
-        if waiting is not None and not waiting.done():  # the caller left while the next batch was awaited
-            waiting.cancel()
-            await asyncio.wait((waiting,))
 
 
 async def _rest(batches: AsyncGenerator[Batch, None], waiting: asyncio.Future[Batch] | None,

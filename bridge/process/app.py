@@ -132,8 +132,12 @@ def _stamp(path: str) -> tuple[int, int, int] | None:
 
 def _announce(settings: Settings, roster: Roster) -> None:
     log = get_logger()
-    if not any(agent.tokens for agent in roster):
+    open_agents = sorted(agent.name for agent in roster if not agent.tokens)
+    if len(open_agents) == len(roster.agents):
         log.warning("auth_disabled", detail="BRIDGE_TOKENS is empty: every request is accepted")
+    elif open_agents:
+        log.warning("auth_disabled", agents=open_agents,
+                    detail="these agents accept every request (the environment's BRIDGE_TOKENS is empty)")
     if roster.default.pipeline.upstreams[0].name == "echo":
         log.warning("echo_active", detail="UPSTREAM is echo: answers repeat the caller; set OPENAI_BASE_URL "
                     "or UPSTREAM to use a real model")

@@ -63,7 +63,8 @@ def _candidate(request: web.Request, token: str | None) -> Agent | None:
 
 def signed(request: web.Request, auth_token: str, public_url: str | None) -> bool:
     """Whether the handshake's X-Twilio-Signature is Twilio's for this URL (constant-time compare)."""
-    signature = request.headers.get(SIGNATURE, "").encode()
+    # (a header or Host that is not UTF-8 arrives with surrogates: it matches nothing, and raises nothing)
+    signature = request.headers.get(SIGNATURE, "").encode("utf-8", "surrogateescape")
     digest = _HASHES.get(_algorithm(request.headers.get(SIGNATURE_SETTINGS)))
     if not signature or digest is None:
         return False
@@ -72,7 +73,7 @@ def signed(request: web.Request, auth_token: str, public_url: str | None) -> boo
     key = auth_token.encode()
     ok = False
     for candidate in _port_variants(url):
-        mac = hmac.new(key, candidate.encode(), digest).digest()
+        mac = hmac.new(key, candidate.encode("utf-8", "surrogateescape"), digest).digest()
         ok |= hmac.compare_digest(base64.b64encode(mac), signature)
     return ok
 
