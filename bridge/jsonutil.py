@@ -28,3 +28,12 @@ def dumps(obj: Any) -> bytes:
 def dumps_str(obj: Any) -> str:
     """Encode to a compact JSON str."""
     return orjson.dumps(obj).decode()
+
+
+def text(value: Any) -> str:
+    """`value` as JSON text for a message (a provider's error object, a template's value): a value
+    the encoder refuses (nested deeper than it goes, an integer beyond 64 bits) is named instead."""
+    try:
+        return dumps_str(value)
+    except TypeError:
+        return f"<{type(value).__name__} not shown: nested too deeply or too large>"

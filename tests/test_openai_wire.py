@@ -8,6 +8,7 @@ import time
 import pytest
 from aiohttp import web
 
+from bridge.config import DEFAULT_FAILURE_TEXT
 from bridge.pipeline.deadline import Deadline
 from bridge.upstreams.openai.stream import MAX_LINE
 from tests.support.app import log_lines
@@ -246,3 +247,42 @@ def test_every_driver_pools_as_many_connections_as_max_concurrency() -> None:
         else:
             limits = upstream.client._client._transport.limits  # type: ignore[attr-defined]
             assert limits.max_connections == 1200
+
+
+@pytest.mark.parametrize(("status", "body", "code"), [
+    (200, b'data: {"id":"c","x":' + b"[" * 1500 + b"]" * 1500 + b"}\n\n", "upstream_protocol"),  # msgspec's recursion
+    (400, b'{"error":{"message":' + b"[" * 300 + b"]" * 300 + b"}}", "upstream_bad_request"),  # orjson's dumps limit
+])
+async def test_deep_nesting_from_the_upstream_is_its_failure_not_a_500(bridge, fake_upstream, status, body, code):
+    """A provider's deeply nested JSON (in a chunk, or in its error message) is the upstream's
+    failure, answered like any other: never a 500 that skips retries, backups and the phrase."""
+    async def nested(request: web.Request) -> web.Response:
+        kind = "text/event-stream" if status == 200 else "application/json"
+        return web.Response(status=status, body=body, content_type=kind)
+
+    fake_upstream.handler = nested
+    client = await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1"})
+    resp = await client.post("/v1/chat/completions", json={"model": "m", "messages": USER})
+    assert resp.status in (400, 502) and (await resp.json())["error"]["code"] == code
+    form = await client.post("/", data={"Message": "hi"})
+    assert (await form.json()) == {"Text": DEFAULT_FAILURE_TEXT}
+
+
+@pytest.mark.parametrize("pieces", [["x" * 100] * 50, ["x" * 5000]], ids=["paced", "one_chunk"])
+async def test_an_answer_past_max_answer_chars_is_the_upstreams_failure(bridge, fake_upstream, pieces):
+    """MAX_ANSWER_CHARS bounds one upstream answer: past it the answer is cut as the upstream's
+    failure (never held whole, never grown without a bound), after what was already sent."""
+    async def long_answer(request: web.Request) -> web.Response:
+        return web.Response(body=sse(text_chunks(pieces)), content_type="text/event-stream")
+
+    fake_upstream.handler = long_answer
+    client = await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1", "MAX_ANSWER_CHARS": "4096"})
+    resp = await client.post("/v1/chat/completions", json={"model": "m", "messages": USER})
+    error = (await resp.json())["error"]
+    assert resp.status == 502 and error["code"] == "upstream_protocol"
+    assert "longer than 4096 characters (MAX_ANSWER_CHARS)" in error["message"]
+    resp = await client.post("/v1/chat/completions", json={"model": "m", "messages": USER, "stream": True})
+    body = (await resp.read()).decode()  # one read may carry it all: then the 502 comes before any byte
+    sent = [line for line in body.splitlines() if line.startswith("data: {")] or [body]
+    assert '"upstream_protocol"' in sent[-1] and "[DONE]" not in body
+    assert sum(line.count("x") for line in sent[:-1]) <= 4096

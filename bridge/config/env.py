@@ -171,6 +171,7 @@ def _answer(get: Reader, env: Mapping[str, str]) -> AnswerSettings:
         max_tool_calls=get.integer("MAX_TOOL_CALLS", 16, lo=1, hi=128),
         reasoning=get.choice("REASONING", ("DROP", "PASS"), "DROP") == "PASS",
         max_tool_argument_chars=get.integer("MAX_TOOL_ARGUMENT_CHARS", 65_536, lo=1024, hi=8 << 20),
+        max_answer_chars=get.integer("MAX_ANSWER_CHARS", 1_048_576, lo=4096, hi=64 << 20),
         greeting=get.text("GREETING"),
     )
 

@@ -16,7 +16,17 @@ from contextlib import aclosing
 
 from bridge.config import Settings
 from bridge.errors import ErrorKind, UpstreamError
-from bridge.events import Batch, Finish, Reasoning, TextDelta, TokenCount, Usage, estimate_prompt_tokens
+from bridge.events import (
+    Batch,
+    Event,
+    Finish,
+    Reasoning,
+    TextDelta,
+    TokenCount,
+    ToolCallDelta,
+    Usage,
+    estimate_prompt_tokens,
+)
 from bridge.log import RequestLog
 from bridge.metrics import Metrics
 from bridge.pipeline.deadline import Deadline
@@ -36,6 +46,7 @@ class UpstreamChain:
         if not upstreams:
             raise ValueError("at least one upstream is required")
         self.deadlines = settings.deadlines
+        self.max_answer_chars = settings.answer.max_answer_chars
         self.upstreams = list(upstreams)
         self.redact = redact
         self.metrics = metrics
@@ -105,8 +116,8 @@ def _retry_wait(exc: UpstreamError, attempt: int, budget: float) -> float | None
 class _Call:
     """One upstream call in progress: its deadline, what it said, whether it finished."""
 
-    __slots__ = ("begun", "chain", "deadline", "finished", "log", "loop", "overall", "reasoning", "request", "said",
-                 "upstream", "usage", "waiting_for")
+    __slots__ = ("begun", "chain", "deadline", "finished", "log", "loop", "overall", "reasoning", "request", "room",
+                 "said", "upstream", "usage", "waiting_for")
 
     def __init__(self, chain: UpstreamChain, upstream: Upstream, request: ChatRequest, log: RequestLog,
                  begun: float, overall: float, reasoning: bool) -> None:
@@ -120,6 +131,7 @@ class _Call:
         self.said = TokenCount()  # for the estimate when the upstream reports no usage
         self.finished = self.usage = False
         self.reasoning = reasoning
+        self.room = chain.max_answer_chars  # what is left of MAX_ANSWER_CHARS: text, tool names and arguments
         d = chain.deadlines
         first = max(d.first_token, upstream.first_event_timeout or 0.0)
         self.deadline = Deadline(self.loop, min(self.loop.time() + first, overall), grace=d.idle)
@@ -175,9 +187,17 @@ class _Call:
     def _one_piece(self, batch: Batch) -> bool:
         """A read of one piece of text, after the first (a paced stream's): nothing to join or note."""
         if len(batch) == 1 and type(batch[0]) is TextDelta and self.log.ttft_ms is not None:
+            self._spend(len(batch[0].text))
             self.said.add(batch[0].text)
             return True
         return False
+
+    def _spend(self, chars: int) -> None:
+        """MAX_ANSWER_CHARS: an answer longer than that is the upstream's failure, never held whole."""
+        self.room -= chars
+        if self.room < 0:
+            raise UpstreamError(ErrorKind.UPSTREAM_PROTOCOL, f"upstream answer is longer than "
+                                f"{self.chain.max_answer_chars} characters (MAX_ANSWER_CHARS)")
 
     def _joined(self, batch: Batch) -> Batch:
         """The batch with each run of adjacent text as one TextDelta (Reasoning only when asked for).
@@ -195,20 +215,28 @@ class _Call:
             if run:
                 self._said(out, run)
                 run = []
-            if type(event) is Finish:
-                self.finished = True
-            elif type(event) is Usage:
-                self.usage = True
-                self.log.usage = event.as_dict()
-            elif type(event) is Reasoning and not self.reasoning:
-                continue
-            out.append(event)
+            if self._kept(event):
+                out.append(event)
         if run:
             self._said(out, run)
         return out
 
+    def _kept(self, event: Event) -> bool:
+        """Note what an event says of the answer (finished, usage, size); False to leave it out."""
+        if type(event) is ToolCallDelta:
+            self._spend(len(event.arguments) + len(event.name or ""))
+        elif type(event) is Finish:
+            self.finished = True
+        elif type(event) is Usage:
+            self.usage = True
+            self.log.usage = event.as_dict()
+        elif type(event) is Reasoning:
+            return self.reasoning
+        return True
+
     def _said(self, out: Batch, run: list[str]) -> None:
         text = run[0] if len(run) == 1 else "".join(run)
+        self._spend(len(text))
         if self.log.ttft_ms is None:  # once per request, whichever round or attempt says the first word
             ttft = self.loop.time() - self.begun
             self.log.ttft_ms = round(ttft * 1000, 1)

@@ -55,13 +55,27 @@ class Limits:
 
 
 @dataclass(slots=True)
+class _BridgeCall:
+    """A call to a bridge tool as the model streams it: its arguments kept as pieces."""
+
+    id: str
+    name: str = ""
+    pieces: list[str] = field(default_factory=list)
+    size: int = 0
+
+    @property
+    def arguments(self) -> str:
+        return "".join(self.pieces)
+
+
+@dataclass(slots=True)
 class Round:
     """What one upstream answer asked for."""
 
     caller_tools: frozenset[str]  # the names of the caller's own tools: theirs, whatever the bridge has
     limits: Limits
     text: list[str] = field(default_factory=list)
-    bridge_calls: dict[int, dict[str, str]] = field(default_factory=dict)  # index -> id, name, arguments
+    bridge_calls: dict[int, _BridgeCall] = field(default_factory=dict)  # by the model's index
     caller_calls: set[int] = field(default_factory=set)
     oversized: set[int] = field(default_factory=set)  # calls whose arguments passed the cap
     dropped: set[int] = field(default_factory=set)  # bridge calls past MAX_TOOL_CALLS: their indexes, not kept
@@ -85,8 +99,7 @@ class Round:
                 if len(self.dropped) < MAX_DROPPED:
                     self.dropped.add(delta.index)
                 return True
-            call = self.bridge_calls[delta.index] = {"id": delta.id or f"call_bridge_{delta.index}", "name": "",
-                                                     "arguments": ""}
+            call = self.bridge_calls[delta.index] = _BridgeCall(delta.id or f"call_bridge_{delta.index}")
         self._append(call, delta)
         return True
 
@@ -95,15 +108,16 @@ class Round:
         name = delta.name or ""
         return delta.index not in self.caller_calls and name not in self.caller_tools and box.owns(name)
 
-    def _append(self, call: dict[str, str], delta: ToolCallDelta) -> None:
-        call["name"] += delta.name or ""
+    def _append(self, call: _BridgeCall, delta: ToolCallDelta) -> None:
+        call.name += delta.name or ""
         if delta.index in self.oversized:
             return
-        if len(call["arguments"]) + len(delta.arguments) > self.limits.argument_chars:
+        call.size += len(delta.arguments)
+        if call.size > self.limits.argument_chars:
             self.oversized.add(delta.index)
-            call["arguments"] = ""
+            call.pieces.clear()
         else:
-            call["arguments"] += delta.arguments
+            call.pieces.append(delta.arguments)
 
 
 class ToolRounds:
@@ -196,11 +210,11 @@ class ToolRounds:
         self._note(results, log, number, len(current.dropped))
         return results
 
-    async def _call(self, index: int, call: dict[str, str], current: Round, timeout: float) -> ToolResult:
+    async def _call(self, index: int, call: _BridgeCall, current: Round, timeout: float) -> ToolResult:
         if index in current.oversized:
-            return ToolResult(call["name"], f"error: the arguments for {call['name'][:64]} are longer than "
+            return ToolResult(call.name, f"error: the arguments for {call.name[:64]} are longer than "
                               f"{self.limits.argument_chars} characters; the tool was not run", BAD_ARGUMENTS, 0.0)
-        return await self.box.call(call["name"], call["arguments"], timeout=timeout)
+        return await self.box.call(call.name, call.arguments, timeout=timeout)
 
     def _note(self, results: list[ToolResult], log: RequestLog, number: int, dropped: int) -> None:
         """The round's tools in the metrics and on the log line."""
@@ -216,7 +230,7 @@ class ToolRounds:
     @staticmethod
     def _next(request: ChatRequest, current: Round, results: list[ToolResult]) -> ChatRequest:
         """The request for the next round: the history with the round's calls and their results."""
-        calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+        calls = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
                  for c in current.bridge_calls.values()]
         turn: dict[str, Any] = {"role": "assistant", "content": "".join(current.text) or None, "tool_calls": calls}
         answers = [{"role": "tool", "tool_call_id": call["id"], "content": result.content}

@@ -39,7 +39,11 @@ class WholeAnswer:
         return "".join(self.parts)
 
     def calls(self) -> list[dict[str, Any]]:
-        """The tool calls in order, OpenAI-shaped."""
+        """The tool calls in order, OpenAI-shaped (their argument fragments joined)."""
+        for call in self.tool_calls.values():
+            function = call["function"]
+            if type(function["arguments"]) is list:
+                function["arguments"] = "".join(function["arguments"])
         return [self.tool_calls[i] for i in sorted(self.tool_calls)]
 
     def add(self, event: Event) -> None:
@@ -59,14 +63,19 @@ class WholeAnswer:
             self.reasoning.append(event.text)
 
     def _add_tool_call(self, delta: ToolCallDelta) -> None:
+        """A fragment of a call; arguments are kept as a list of fragments until `calls` (adding to
+        a string each time would copy it each time: quadratic in a long argument)."""
         call = self.tool_calls.get(delta.index)
         if call is None:
             call = {"id": delta.id or f"call_{delta.index}", "type": "function",
-                    "function": {"name": delta.name or "", "arguments": ""}}
+                    "function": {"name": delta.name or "", "arguments": []}}
             self.tool_calls[delta.index] = call
         elif delta.name:
             call["function"]["name"] += delta.name
-        call["function"]["arguments"] += delta.arguments
+        arguments = call["function"]["arguments"]
+        if type(arguments) is str:  # joined by `calls` already: more came after
+            arguments = call["function"]["arguments"] = [arguments]
+        arguments.append(delta.arguments)
 
 
 async def collect(batches: AsyncGenerator[Batch, None]) -> WholeAnswer:

@@ -13,7 +13,7 @@ from typing import Any
 from bridge.log import mask_number, short
 
 MAX_UTTERANCE_CHARS = 4000  # one thing the caller said (a minute of speech is about 1,000 characters)
-MAX_ANSWER_CHARS = 8000  # of one answer, kept in the session's history
+MAX_KEPT_ANSWER_CHARS = 8000  # of one answer, kept in the session's history
 MAX_ID_CHARS = 128  # a call, session or account identifier
 MAX_PARAMETERS = 32  # custom parameters kept (TwiML <Parameter>, Telnyx's, Retell's dynamic variables)
 MAX_PARAMETER_CHARS = 256  # a custom parameter's name or value

@@ -33,7 +33,7 @@ from typing import Any
 
 from bridge import jsonutil
 from bridge.inbound.call_control import CallAction
-from bridge.inbound.sockets.fields import MAX_ANSWER_CHARS, MAX_UTTERANCE_CHARS, identifiers, parameters, text
+from bridge.inbound.sockets.fields import MAX_KEPT_ANSWER_CHARS, MAX_UTTERANCE_CHARS, identifiers, parameters, text
 from bridge.inbound.sockets.session import Session
 from bridge.inbound.sockets.turn import Turn
 from bridge.log import short
@@ -155,7 +155,7 @@ class ConversationRelay:
         return (partial + separator(partial, final) + final)[-MAX_UTTERANCE_CHARS:]
 
     async def _interrupt(self, session: Session, message: dict[str, Any]) -> None:
-        heard = text(message.get("utteranceUntilInterrupt"), MAX_ANSWER_CHARS)
+        heard = text(message.get("utteranceUntilInterrupt"), MAX_KEPT_ANSWER_CHARS)
         session.count_interrupt()
         await session.stop_turn("interrupted")
         history = _history(session)

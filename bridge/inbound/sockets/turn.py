@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from bridge.events import Batch, Filler, TextDelta, ToolCallDelta
 from bridge.inbound.call_control import CallAction, chosen_action, tool_definitions
-from bridge.inbound.sockets.fields import MAX_ANSWER_CHARS
+from bridge.inbound.sockets.fields import MAX_KEPT_ANSWER_CHARS
 from bridge.log import RequestLog
 from bridge.pipeline import Policy
 from bridge.pipeline.agents import Agent
@@ -113,7 +113,7 @@ class Turn:
         return pieces[0] if len(pieces) == 1 else "".join(pieces)
 
     def _keep(self, text: str) -> None:
-        room = MAX_ANSWER_CHARS - self.kept_chars
+        room = MAX_KEPT_ANSWER_CHARS - self.kept_chars
         if room > 0 and text:
             self.kept.append(text[:room])
             self.kept_chars += min(len(text), room)

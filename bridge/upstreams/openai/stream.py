@@ -124,6 +124,9 @@ class ChunkReader:
             except msgspec.ValidationError as exc:
                 self.error = protocol_error(str(exc))
                 break
+            except RecursionError:  # msgspec, even for a field it only skips
+                self.error = protocol_error("a chunk nested deeper than the decoder goes")
+                break
             except ValueError:  # not JSON (msgspec.DecodeError), or a raw part that is not (orjson)
                 self.error = UpstreamError(ErrorKind.UPSTREAM_PROTOCOL, NOT_JSON)
                 break
@@ -221,7 +224,7 @@ def stream_error(error: Any) -> UpstreamError:
     classifies it as that status would; otherwise it is `upstream_error`.
     """
     message = error.get("message") if isinstance(error, dict) else error
-    text = message if isinstance(message, str) else jsonutil.dumps_str(message) if message is not None else ""
+    text = message if isinstance(message, str) else jsonutil.text(message) if message is not None else ""
     code = error.get("code") if isinstance(error, dict) else None
     if type(code) is int and 400 <= code < 600:
         return UpstreamError.from_status(code, text)

@@ -30,7 +30,7 @@ def error_detail(raw: bytes) -> str:
         if isinstance(message, str):
             return message
         if message is not None:
-            return jsonutil.dumps_str(message)
+            return jsonutil.text(message)
     return " ".join(raw.decode("utf-8", "replace").split())
 
 

@@ -105,7 +105,7 @@ def describe_error(values: dict[str, Any]) -> str:
     parts = [to_text(values["error_code"])] if values.get("error_code") not in (None, "") else []
     error = values.get("error")
     if isinstance(error, dict):
-        error = error.get("message") or error.get("msg") or jsonutil.dumps_str(error)
+        error = error.get("message") or error.get("msg") or jsonutil.text(error)
     if error not in (None, ""):
         parts.append(to_text(error))
     return ": ".join(parts)

@@ -318,5 +318,5 @@ def to_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, (dict, list, bool)):
-        return jsonutil.dumps_str(value)
+        return jsonutil.text(value)
     return str(value)
