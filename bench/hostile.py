@@ -221,7 +221,8 @@ def speech_attack() -> list[Row]:
         wait_listening(model_port)
         port = free_port()
         procs.append(Proc("hostile-speech-app", [sys.executable, str(ROOT / "app.py")],
-                          service_env(port, model_port, BRIDGE_TOKENS="", LOG_LEVEL="WARNING")))
+                          service_env(port, model_port, BRIDGE_TOKENS="", LOG_LEVEL="WARNING",
+                                      MAX_ANSWER_CHARS=str(4 << 20))))  # (the 1 MiB default refuses it early)
         wait_listening(port)
         return [("2 callers: one 3 MB chunk of markup per answer (speech filter)",
                  *measure(port, STREAMED_CHAT, "/v1/chat/completions", "application/json"))]

@@ -273,3 +273,21 @@ async def test_an_agent_without_tokens_while_others_have_some_is_named_at_start_
     assert line["agents"] == ["default"]
     resp = await client.get("/agents/sales/v1/models")
     assert resp.status == 401
+
+
+async def test_a_reload_serves_new_mcp_tools_from_its_first_call(bridge, fake_upstream, second_upstream, tmp_path,
+                                                                 mcp_server):
+    """As at start-up, the new agents serve once their MCP servers were listed (or startup_wait
+    passed): a call right after the reload is offered the new tools."""
+    env = two_agents(tmp_path, fake_upstream.url, second_upstream.url)
+    client = await bridge(env)
+    tools = tmp_path / "mcp-tools.json"
+    tools.write_text(json.dumps({"mcp_servers": [{"url": mcp_server.url, "include": ["lookup_order"]}]}))
+    rewrite(env["BRIDGE_AGENTS"], json.dumps({"agents": {
+        "sales": {"OPENAI_BASE_URL": fake_upstream.url + "/v1", "BRIDGE_TOKENS": SALES_TOKEN,
+                  "BRIDGE_TOOLS": str(tools)}}}))
+    assert await reload(client.server.app) is True
+    body, headers = chat(SALES_TOKEN)
+    resp = await client.post("/v1/chat/completions", json=body, headers=headers)
+    assert resp.status == 200
+    assert [t["function"]["name"] for t in fake_upstream.last.json()["tools"]] == ["lookup_order"]

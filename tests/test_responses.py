@@ -16,6 +16,7 @@ from aiohttp import web
 
 from tests.support.app import log_lines
 from tests.support.responses import TOKEN, USAGE, WEATHER, env_for, scripted, sdk, sent_messages, tool_call_chunks
+from tests.support.tool_servers import tools_file, weather_tool
 from tests.support.upstream import sse, text_chunks
 
 
@@ -114,6 +115,20 @@ async def test_a_follow_up_is_answered_with_the_whole_history(bridge, fake_upstr
         {"role": "user", "content": "Who am I?"}, {"role": "assistant", "content": "You are Ann."},
         {"role": "user", "content": "Bye"},
     ]
+
+
+async def test_the_tools_filler_is_heard_but_not_kept_in_the_conversation(bridge, fake_upstream, weather_server,
+                                                                          tmp_path):
+    scripted(fake_upstream, tool_call_chunks(), text_chunks(["Sunny."]), text_chunks(["Bye."]))
+    tools = tools_file(tmp_path, [weather_tool(weather_server.url("/weather"))], filler="One moment.")
+    client = await bridge(env_for(fake_upstream, BRIDGE_TOOLS=tools, WEATHER_KEY="wk-1234567890"))
+    async with sdk(client) as oai:
+        stream = await oai.responses.create(model="m", input="Weather in Paris?", stream=True)
+        done = [event async for event in stream][-1].response
+        await oai.responses.create(model="m", input="Thanks", previous_response_id=done.id)
+    assert done.output_text == "One moment. Sunny."  # the caller heard the filler
+    assert sent_messages(fake_upstream)[1:] == [{"role": "assistant", "content": "Sunny."},
+                                                 {"role": "user", "content": "Thanks"}]
 
 
 async def test_an_unknown_previous_response_is_previous_response_not_found(bridge, fake_upstream):

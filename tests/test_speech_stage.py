@@ -75,5 +75,5 @@ async def test_a_huge_piece_filtered_in_slices_says_what_the_whole_filter_says(b
         return response
 
     fake_upstream.handler = answer
-    client = await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1"})
+    client = await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1", "MAX_ANSWER_CHARS": str(2 << 20)})
     assert await ask(client) == speakable(huge)

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.tools import load_toolbox
 from tests.support.app import log_lines
 from tests.support.tool_servers import WeatherToolServer, tools_file, weather_tool
 from tests.support.upstream import FakeUpstream, sse, text_chunks
@@ -67,3 +68,10 @@ async def test_arguments_past_the_cap_are_refused_not_kept(bridge, fake_upstream
     sent = fake_upstream.requests[-1].json()["messages"]
     (turn,) = [m for m in sent if m["role"] == "assistant"]
     assert turn["tool_calls"][0]["function"]["arguments"] == ""  # what passed the cap was never kept
+
+
+def test_metrics_name_only_the_toolboxes_tools(tmp_path):
+    """A model's invented tool names (answered as unknown tools) must not grow /metrics without a bound."""
+    box = load_toolbox(tools_file(tmp_path, [weather_tool("http://127.0.0.1:9/weather")]), {"WEATHER_KEY": "wk-123456"})
+    assert box.label("get_weather") == "get_weather"
+    assert {box.label(f"invented_{i}") for i in range(100)} == {"unknown"}

@@ -29,8 +29,9 @@ class Services:
     """Per process: its settings (the environment's), the agents serving now, and their gate.
 
     `metrics` are for a route that counts what it answers itself (each turn on a WebSocket);
-    `closing` is set when the drain closes the listener: a socket route then ends its
-    connections between turns, so its callers reconnect elsewhere.
+    `closing` is set when the drain closes the listener: the Responses WebSocket then ends its
+    connections between responses, so its clients reconnect elsewhere (a call's socket stays
+    until its call ends or the drain's cut says goodbye).
     """
 
     settings: Settings

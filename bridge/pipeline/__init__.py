@@ -149,12 +149,6 @@ class Pipeline:
         policy.errors.record(exc, log)
         log.failure_phrase = True
 
-    async def aclose(self) -> None:
-        """Close the upstreams' connection pools and the tools' connections."""
-        await self.chain.aclose()
-        if self.toolbox is not None:
-            await self.toolbox.aclose()
-
 
 def capped_history(messages: list[Message], max_history: int, system_prompt: str | None) -> list[Message]:
     """Apply MAX_HISTORY and SYSTEM_PROMPT.

@@ -106,14 +106,15 @@ class Shared:
 
     def hold(self, held: list[tuple[str, Any]], kind: str, key: Any, make: Callable[[], Any]) -> Any:
         """The resource `key` configures, made once; noted in `held` (an agent's) until dropped."""
-        with self._lock:
+        with self._lock:  # found and counted at once: a drop in between would close it under us
             entry = self._items.get((kind, key))
+            if entry is not None:
+                entry[1] += 1
         if entry is None:
             resource = make()  # outside the lock: building an index takes a while
-            with self._lock:
+            with self._lock:  # (one made meanwhile by another build wins; ours is not started yet)
                 entry = self._items.setdefault((kind, key), [resource, 0])
-        with self._lock:
-            entry[1] += 1
+                entry[1] += 1
         held.append((kind, key))
         return entry[0]
 

@@ -40,9 +40,9 @@ from bridge.knowledge.text import has_cjk
 from bridge.log import RequestLog
 from bridge.request import ChatRequest
 from bridge.speech import SpeechFilter
+from bridge.speech.rules import CJK_START
 
 SLICE = 4_096  # characters the speech filter takes between two turns of the event loop (<= ~12 ms)
-CJK_START = "\u2e80"  # CJK radicals onwards: ideographs, kana, Hangul, full-width forms
 
 
 def separator(before: str, after: str) -> str:

@@ -20,7 +20,7 @@ cut ends them with a `shutdown` failure like any other cut answer.
 
 Bounds: at most MAX_TOOL_CALLS bridge calls run in one round (the rest are answered with an
 error the model reads, not run), and a call's arguments are kept up to
-MAX_TOOL_ARGUMENT_BYTES (a longer one is answered with an error, never accumulated). The
+MAX_TOOL_ARGUMENT_CHARS (a longer one is answered with an error, never accumulated). The
 rounds' texts, and the tools' filler between them, are joined as speech (stages.separator).
 """
 
@@ -137,8 +137,9 @@ class ToolRounds:
         spoken = _Spoken()
         for number in range(self.box.max_rounds + 1):
             current = Round(caller_tools, self.limits)
-            async for batch in self._round(model(request, log), current, usage, spoken, log):
-                yield batch
+            async with aclosing(self._round(model(request, log), current, usage, spoken, log)) as batches:
+                async for batch in batches:
+                    yield batch
             if current.over:
                 yield [current.finish or Finish("stop"), usage]
                 return
@@ -219,10 +220,11 @@ class ToolRounds:
     def _note(self, results: list[ToolResult], log: RequestLog, number: int, dropped: int) -> None:
         """The round's tools in the metrics and on the log line."""
         for result in results:
-            self.metrics.tool_duration.labels(result.name).observe(result.duration_ms / 1000)
+            label = self.box.label(result.name)
+            self.metrics.tool_duration.labels(label).observe(result.duration_ms / 1000)
             if result.outcome != "ok":
-                self.metrics.tool_errors.labels(result.name, result.outcome).inc()
-        log.tools = [*(log.tools or []), *({"name": r.name, "ms": round(r.duration_ms, 1), "outcome": r.outcome,
+                self.metrics.tool_errors.labels(label, result.outcome).inc()
+        log.tools = [*(log.tools or []), *({"name": r.name[:64], "ms": round(r.duration_ms, 1), "outcome": r.outcome,
                                               "round": number} for r in results)]
         if dropped:
             log.tools_dropped = (log.tools_dropped or 0) + dropped

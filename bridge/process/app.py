@@ -79,14 +79,18 @@ async def reload(app: web.Application) -> bool:
     wrong, in which case the running agents stay. Calls in flight finish on the agents they began with."""
     state = app[PROCESS]
     log = get_logger()
-    try:
-        roster = await asyncio.to_thread(build_roster, state.settings, state.shared)
-    except ConfigError as exc:
-        log.error("reload_failed", error=str(exc), detail="the running agents stay")
-        return False
-    state.shared.redact.add(secret for agent in roster for secret in agent.settings.secrets())
-    await start(roster)
-    retire(state.services.swap(roster), state.shared)
+    async with state.reloading:  # one at a time: a SIGHUP and a file change may come together
+        try:
+            roster = await asyncio.to_thread(build_roster, state.settings, state.shared)
+        except ConfigError as exc:
+            log.error("reload_failed", error=str(exc), detail="the running agents stay")
+            return False
+        state.shared.redact.add(secret for agent in roster for secret in agent.settings.secrets())
+        await start(roster)
+        # New MCP servers get their startup_wait before the new agents serve (at start-up /readyz
+        # holds traffic as long): a call meanwhile would find the model offered none of their tools.
+        await asyncio.gather(*(box.wait_ready() for box in roster.toolboxes()))
+        retire(state.services.swap(roster), state.shared)
     log.info("reloaded", agents=sorted(roster.agents))
     return True
 
@@ -119,7 +123,10 @@ async def _watch(app: web.Application, path: str) -> None:
         now = _stamp(path)
         if now != seen:
             seen = now
-            await reload(app)
+            try:
+                await reload(app)
+            except Exception:  # the watch outlives any one reload's surprise
+                get_logger().exception("reload_failed", detail="the running agents stay")
 
 
 def _stamp(path: str) -> tuple[int, int, int] | None:

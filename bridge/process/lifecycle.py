@@ -2,9 +2,6 @@
 
 `python app.py` and each gunicorn worker run the same sequence. On SIGTERM (or SIGINT):
 
-SIGHUP reads BRIDGE_AGENTS again (bridge/process/app.py, `reload`); under gunicorn the master
-passes it on to every worker (gunicorn.conf.py) instead of restarting them.
-
 1. `/readyz` answers 503 at once. For DRAIN_DELAY seconds the listener still accepts new
    requests, so a load balancer that polls readiness can take the process out of rotation
    before connections are refused (Kubernetes without a preStop pause, a PaaS router).
@@ -15,6 +12,9 @@ passes it on to every worker (gunicorn.conf.py) instead of restarting them.
    as cut by the server. They have CUT_GRACE seconds to be written.
 4. Whatever still runs is cancelled, the upstream pools close, and the process exits: within
    DRAIN_TIMEOUT + 1 second of the signal.
+
+SIGHUP reads BRIDGE_AGENTS again (bridge/process/app.py, `reload`); under gunicorn the master
+passes it on to every worker (gunicorn.conf.py) instead of restarting them.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ class ProcessState:
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set when `active` drops to 0
     watcher: asyncio.Task[None] | None = None  # reloads BRIDGE_AGENTS when the file changes
     probes: set[asyncio.Task[None]] = field(default_factory=set)  # start-up checks of the upstreams
+    reloading: asyncio.Lock = field(default_factory=asyncio.Lock)  # reloads run one at a time
 
 
 PROCESS = web.AppKey("process", ProcessState)

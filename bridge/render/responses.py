@@ -43,10 +43,18 @@ class _Message:
     id: str
     index: int
     parts: list[str] = field(default_factory=list)
+    fillers: set[int] = field(default_factory=set)  # which parts are the tools' filler
 
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+    @property
+    def answer(self) -> str:
+        """The text without the filler: what the conversation keeps (the model did not say it)."""
+        if not self.fillers:
+            return self.text
+        return "".join(part for i, part in enumerate(self.parts) if i not in self.fillers).strip()  # (its separator)
 
     def item(self, status: str, content: bool = True) -> dict[str, Any]:
         parts = [_text_part(self.text)] if content else []
@@ -106,8 +114,10 @@ class ResponseBuilder:
         """The events one batch of the answer makes (fillers are said, so they are text)."""
         out: list[dict[str, Any]] = []
         for event in batch:
-            if type(event) is TextDelta or type(event) is Filler:
+            if type(event) is TextDelta:
                 out += self.text(event.text)
+            elif type(event) is Filler:
+                out += self.text(event.text, filler=True)
             elif type(event) is ToolCallDelta:
                 out += self.tool_call(event)
             elif type(event) is Finish:
@@ -116,7 +126,7 @@ class ResponseBuilder:
                 self.usage = event
         return out
 
-    def text(self, text: str) -> list[dict[str, Any]]:
+    def text(self, text: str, *, filler: bool = False) -> list[dict[str, Any]]:
         if not text:
             return []
         out = []
@@ -128,6 +138,8 @@ class ResponseBuilder:
                                    item=message.item("in_progress", content=False)))
             out.append(self._event("response.content_part.added", item_id=message.id, output_index=message.index,
                                    content_index=0, part=_text_part("")))
+        if filler:
+            message.fillers.add(len(message.parts))
         message.parts.append(text)
         out.append(self._event("response.output_text.delta", item_id=message.id, output_index=message.index,
                                content_index=0, delta=text, logprobs=[]))
@@ -209,8 +221,9 @@ class ResponseBuilder:
         return body
 
     def messages(self) -> list[Message]:
-        """The answer as the chat messages it adds to the conversation (none for an empty answer)."""
-        text = "".join(item.text for item in self.items if isinstance(item, _Message))
+        """The answer as the chat messages it adds to the conversation (none for an empty answer);
+        the tools' filler is heard, but is not the model's to read back."""
+        text = "".join(item.answer for item in self.items if isinstance(item, _Message))
         calls = [{"id": item.call_id, "type": "function", "function": {"name": item.name, "arguments": item.arguments}}
                  for item in self.items if isinstance(item, _Call)]
         if not text and not calls:

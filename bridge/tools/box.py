@@ -90,6 +90,12 @@ class ToolBox:
             return True
         return any(name in link.tools for link in self.links)
 
+    def label(self, name: str) -> str:
+        """`name` as a metrics label: one of the toolbox's tools, else "unknown" (a model's
+        invented names must not grow the metrics without a bound)."""
+        known = name in self._owned or name in self._remembered or any(name in link.tools for link in self.links)
+        return name[:64] if known else "unknown"
+
     async def start(self) -> None:
         """Start connecting to the MCP servers in the background; never waits for them."""
         if self._started or self._closed:
@@ -128,7 +134,7 @@ class ToolBox:
         try:
             outcome, content = await self._call(name, arguments, timeout)
         except Exception as exc:  # a bug here must not end the caller's turn
-            outcome, content = results.ERROR, f"error: the tool {name} failed ({type(exc).__name__})"
+            outcome, content = results.ERROR, f"error: the tool {name[:64]} failed ({type(exc).__name__})"
         return ToolResult(name, content, outcome, (time.perf_counter() - started) * 1000)
 
     async def _call(self, name: str, arguments: str, timeout: float | None) -> tuple[str, str]:
@@ -147,7 +153,7 @@ class ToolBox:
         if timeout is not None:
             limit = min(limit, timeout)
         if limit <= 0:
-            return results.TIMEOUT, f"error: no time was left to run the tool {name}"
+            return results.TIMEOUT, f"error: no time was left to run the tool {name[:64]}"
         if http is not None:
             return await self._runner.run(http, args, limit)
         assert link is not None

@@ -19,7 +19,7 @@ from typing import Any
 
 from bridge import jsonutil
 from bridge.inbound.openai.contract import METADATA_LIMITS, ContractError, check_param, lenient
-from bridge.inbound.openai.parse import ChatError
+from bridge.inbound.openai.parse import ChatError, json_object
 from bridge.inbound.platforms import Platform, identifiers, recognise
 from bridge.request import Message
 
@@ -59,13 +59,7 @@ class ResponsesRequest:
 def parse_body(body: bytes, headers: Mapping[str, str], query: Mapping[str, str], *, default_model: str,
                extra_params: tuple[str, ...] = ()) -> ResponsesRequest:
     """An HTTP create body; ChatError names what is wrong."""
-    try:
-        data = jsonutil.loads(body)
-    except ValueError:
-        raise ChatError("Request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise ChatError("Request body must be a JSON object.")
-    return parse_create(data, headers, query, default_model=default_model, extra_params=extra_params)
+    return parse_create(json_object(body), headers, query, default_model=default_model, extra_params=extra_params)
 
 
 def parse_create(data: dict[str, Any], headers: Mapping[str, str], query: Mapping[str, str], *, default_model: str,

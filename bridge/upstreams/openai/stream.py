@@ -25,6 +25,7 @@ USAGE_OPTIONS = {"include_usage": True}
 MAX_LINE = 8 * 1024 * 1024  # one SSE line; a larger one is a broken or hostile upstream
 MAX_COUNT = 1 << 53  # a token count beyond this is not a count
 MAX_EXTRAS = 32  # usage extras kept: a usage object is small, a hostile one is not
+MAX_EXTRA_KEY = 64  # characters of an extra's name (they reach the log line)
 COUNTS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
 MAX_NAME = 256  # characters of a tool call's name remembered to recognise a resent name
 MAX_NAMED_CALLS = 1024  # tool call indexes whose names are remembered in one stream
@@ -244,7 +245,7 @@ def read_usage(usage: Any) -> Usage:
     Extras are what providers add beside the three counts: detail objects of counts
     (`prompt_tokens_details`), and numbers (DeepSeek's `prompt_cache_hit_tokens`, OpenRouter's
     `cost`, which is not a count). Anything else (text, flags, nesting) is left out, and so is
-    an extra past the first MAX_EXTRAS.
+    an extra past the first MAX_EXTRAS or with a name longer than MAX_EXTRA_KEY.
     """
     if type(usage) is not dict:
         raise protocol_error("'usage' is not an object")
@@ -253,7 +254,7 @@ def read_usage(usage: Any) -> Usage:
         raise protocol_error("a usage count is not a non-negative integer")
     details: dict[str, Any] = {}
     for key, value in usage.items():
-        extra = _extra(value) if key not in COUNTS else None
+        extra = _extra(value) if key not in COUNTS and len(key) <= MAX_EXTRA_KEY else None
         if extra is not None and len(details) < MAX_EXTRAS:
             details[key] = extra
     return Usage(prompt, completion, details=details)
@@ -264,7 +265,7 @@ def _extra(value: Any) -> Any:
     if _number(value):
         return value
     if type(value) is dict:
-        numbers = {k: v for k, v in value.items() if _number(v)}
+        numbers = {k: v for k, v in value.items() if _number(v) and len(k) <= MAX_EXTRA_KEY}
         return numbers if len(numbers) <= MAX_EXTRAS else None
     return None
 
