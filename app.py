@@ -16,7 +16,7 @@ __all__ = ["create_app", "main"]
 
 
 async def run(settings: Settings) -> int:
-    """Serve until SIGTERM or SIGINT, then drain (README, "Shutdown"); SIGHUP reloads BRIDGE_AGENTS."""
+    """Serve until SIGTERM or SIGINT, then drain (docs/operations.md, "Shutdown"); SIGHUP reloads BRIDGE_AGENTS."""
     app = create_app(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -15,6 +15,7 @@ from bridge.config import ConfigError, read_settings
 from bridge.inbound.context import SERVICES
 from bridge.process.app import create_app, reload
 from tests.support.app import log_lines
+from tests.support.docs import blocks
 from tests.support.upstream import FakeUpstream
 
 SALES_TOKEN = "sales-tok-1234"
@@ -167,6 +168,14 @@ def test_a_specs_own_variable_may_be_set_per_agent(tmp_path):
     assert app[SERVICES].roster.get("cn") is not None
 
 
+def test_an_original_format_specs_variable_may_be_set_per_agent(tmp_path):
+    """The original format's `${groupid}` reads GROUPID (specs/README.md): an agent may set that too."""
+    path = agents_file(tmp_path, {"cn": {"UPSTREAM": "specs/original/minimax.json", "UPSTREAM_API_KEY": "k" * 20,
+                                         "GROUPID": "g-123"}})
+    app = create_app(read_settings({"BRIDGE_AGENTS": path}))
+    assert app[SERVICES].roster.get("cn") is not None
+
+
 def test_agents_that_configure_the_same_thing_share_it(tmp_path):
     tools = tmp_path / "tools.json"
     tools.write_text(json.dumps({"tools": [{"name": "lookup", "description": "d", "parameters": {"type": "object"},
@@ -245,8 +254,9 @@ async def test_a_changed_file_is_reloaded_without_a_signal(bridge, fake_upstream
 
 def test_the_worked_example_in_docs_agents_md_loads(tmp_path):
     """docs/agents.md's file, as printed, starts a deployment with its three agents."""
-    text = (Path(__file__).resolve().parents[1] / "docs" / "agents.md").read_text(encoding="utf-8")
-    example = text.split("```json\n", 1)[1].split("```", 1)[0]
+    doc = Path(__file__).resolve().parents[1] / "docs" / "agents.md"
+    (block,) = [b for b in blocks(doc) if b.kind == "json agents"]
+    example = block.text
     path = tmp_path / "agents.json"
     path.write_text(example)
     document = json.loads(example)

@@ -1,11 +1,14 @@
-"""docs/platforms.md, kept honest: each curl example is its fixture's documented request, and the app answers it.
+"""docs/platforms/, kept honest: each page's request is its fixture's documented one, and the app answers it.
 
-Every curl example in the guide is marked `<!-- example: <fixture> -->`. Its path, headers and
-JSON body (or form fields) are read out of the shell command and compared with the fixture in
-tests/fixtures/platforms/ (the operator's key written as `$BRIDGE_TOKEN`), then sent as written
-through the app to the strict OpenAI upstream, as tests/test_platforms.py sends the fixtures.
-The `Logged:` and `Dropped:` lines under each example are checked against the request's log
-line, and the summary table's identifier names against bridge/inbound/platforms.py.
+Each platform page in docs/platforms/ shows its platform's request as a ```` ```sh curl fixture=<name> ````
+block (the convention of tests/support/docs.py). Its path, headers and JSON body (or form fields)
+are read out of the shell command and compared with the fixture in tests/fixtures/platforms/ (the
+operator's key written as the docs' token, `change-me-0123456789`), then sent as written through
+the app to the strict OpenAI upstream, as tests/test_platforms.py sends the fixtures (the curl
+itself runs in tests/test_docs_examples.py). The `Logged:` and `Dropped:` lines under each
+example are checked against the request's log line; the fixture's sources against its section in
+the fixtures' README, which the page links; and the index's table (docs/platforms.md) against
+bridge/inbound/platforms.py.
 """
 
 from __future__ import annotations
@@ -21,14 +24,19 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 
 from bridge.inbound.platforms import PLATFORMS
+from bridge.inbound.sockets.relay import SETUP_IDS
+from bridge.inbound.sockets.retell import CALL_IDS
 from tests.support.app import log_lines
+from tests.support.docs import ROOT, Block, blocks, labelled_names
+from tests.support.docs import TOKEN as PLACEHOLDER
 from tests.support.platform_fixtures import ANSWER, CHAT_FIXTURES, TOKEN, load, path_for, with_token
 from tests.support.strict_openai import strict_openai
 from tests.support.upstream import FakeUpstream
 
-DOC = (Path(__file__).parent.parent / "docs" / "platforms.md").read_text(encoding="utf-8")
+PAGES = sorted((ROOT / "docs" / "platforms").glob("*.md"))
+INDEX = (ROOT / "docs" / "platforms.md").read_text(encoding="utf-8")
+FIXTURE_NOTES = ROOT / "tests" / "fixtures" / "platforms"
 BASE = "http://localhost:8080"
-PLACEHOLDER = "$BRIDGE_TOKEN"
 # What each example must be logged as: an expectation of this test, not read from the guide.
 EXPECTED_PLATFORM = {
     "ims_form": "alibaba_ims", "ims_openai": "alibaba_ims", "agora": "agora", "agora_minimal": "openai",
@@ -37,10 +45,8 @@ EXPECTED_PLATFORM = {
 }
 FORM_IDS = {"instance_id", "user_data"}  # what the form route logs from ExtendData
 ID_NAMES = {name for platform in PLATFORMS for name, _ in platform.ids} | FORM_IDS
-SOURCES_SHOWN_WITH = {"ims_call_control": "ims_form"}  # fixtures without an example: whose section cites them
-
-MARKED = re.compile(r"<!-- example: (\w+) -->\n```sh\n(.*?)\n```\n", re.S)
-FENCED = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
+SOCKET_IDS = {"twilio": set(SETUP_IDS), "telnyx": set(SETUP_IDS), "retell": set(CALL_IDS)}
+SHOWN_WITH = {"ims_call_control": "ims_form"}  # fixtures without an example: whose page links their notes
 
 
 @dataclass
@@ -50,8 +56,8 @@ class Example:
     headers: dict[str, str]
     body: str | None  # the heredoc, as curl sends it
     form: dict[str, str] | None  # the --data-urlencode fields
-    section: str  # the guide's `## ` section holding it
-    after: str  # the guide's text from the example to the next example or heading
+    page: Path  # the platform's page
+    after: str  # the page's text from the example to the next block
 
 
 def parse_curl(block: str) -> tuple[str, dict[str, str], str | None, dict[str, str] | None]:
@@ -86,29 +92,22 @@ def parse_curl(block: str) -> tuple[str, dict[str, str], str | None, dict[str, s
     return url, headers, body, form or None
 
 
+def curl_blocks() -> list[Block]:
+    return [b for page in PAGES for b in blocks(page) if b.kind == "sh curl" and "fixture" in b.options]
+
+
 def examples() -> dict[str, Example]:
-    sections = re.split(r"^(?=## )", DOC, flags=re.M)
     found: dict[str, Example] = {}
-    for section in sections:
-        marks = list(MARKED.finditer(section))
-        for i, mark in enumerate(marks):
-            name = mark.group(1)
-            assert name not in found, f"two examples for {name}"
-            end = marks[i + 1].start() if i + 1 < len(marks) else len(section)
-            url, headers, body, form = parse_curl(mark.group(2))
-            found[name] = Example(name, url, headers, body, form, section, section[mark.end():end])
+    for block in curl_blocks():
+        name = block.options["fixture"]
+        assert name not in found, f"two examples for {name}"
+        url, headers, body, form = parse_curl(block.text.rstrip("\n"))
+        after = block.after + (block.next.after if block.next is not None and block.next.kind == "json output" else "")
+        found[name] = Example(name, url, headers, body, form, block.doc, after)
     return found
 
 
 EXAMPLES = examples()
-
-
-def paragraph(text: str, label: str) -> list[str] | None:
-    """The backticked names of the paragraph starting `label`, leaving out (parenthesised) asides."""
-    match = re.search(rf"^{label}(.*?)(?:\n\n|\Z)", text, re.S | re.M)
-    if match is None:
-        return None
-    return re.findall(r"`([^`]+)`", re.sub(r"\([^)]*\)", "", match.group(1)))
 
 
 def header_matches(fixture_value: str, doc_value: str) -> bool:
@@ -123,9 +122,8 @@ def bridge_defaults() -> dict[str, str]:
     return {"BRIDGE_TOKENS": TOKEN}
 
 
-def test_every_curl_example_is_marked_and_every_fixture_has_one() -> None:
-    unmarked = [body for _, body in FENCED.findall(DOC) if re.search(r"^curl ", body, re.M)]
-    assert len(unmarked) == len(EXAMPLES), "a curl example without an <!-- example: ... --> marker"
+def test_every_fixture_has_its_example_on_a_page() -> None:
+    assert len(curl_blocks()) == len(EXAMPLES)
     assert set(EXAMPLES) == {*CHAT_FIXTURES, "ims_form"}
     assert set(EXPECTED_PLATFORM) == set(EXAMPLES)
 
@@ -149,14 +147,23 @@ def test_the_example_is_the_fixtures_documented_request(name: str) -> None:
             assert value.replace(PLACEHOLDER, TOKEN) == {h.lower(): v for h, v in expected.items()}[header.lower()]
         else:
             assert header_matches(fixture_values[header.lower()], value), (header, value)
-    for source in fixture["sources"]:
-        assert source.split()[0] in example.section, f"{name}: source {source.split()[0]} not cited"
+    assert notes_link(name) in example.page.read_text(encoding="utf-8"), f"{example.page.name}: link {name}'s notes"
 
 
-def test_fixtures_without_an_example_are_cited_where_they_apply() -> None:
-    for name, shown_with in SOURCES_SHOWN_WITH.items():
-        for source in load(name)["sources"]:
-            assert source.split()[0] in EXAMPLES[shown_with].section, (name, source)
+def notes_link(name: str) -> str:
+    """The link from a page to the fixture's section in the fixtures' README (sources and quirks)."""
+    (readme,) = [p for p in FIXTURE_NOTES.glob("README-*.md") if f"\n## {name}.json\n" in p.read_text(encoding="utf-8")]
+    return f"(../../tests/fixtures/platforms/{readme.name}#{name.replace('.', '')}json)"
+
+
+@pytest.mark.parametrize("name", sorted({*EXAMPLES, *SHOWN_WITH}))
+def test_the_fixtures_notes_cite_its_sources(name: str) -> None:
+    (readme,) = [p for p in FIXTURE_NOTES.glob("README-*.md") if f"\n## {name}.json\n" in p.read_text(encoding="utf-8")]
+    section = readme.read_text(encoding="utf-8").split(f"\n## {name}.json\n", 1)[1].split("\n## ", 1)[0]
+    for source in load(name)["sources"]:
+        assert source.split()[0] in section, f"{readme.name} {name}.json: source {source.split()[0]} not cited"
+    page = EXAMPLES[SHOWN_WITH.get(name, name)].page
+    assert notes_link(name) in page.read_text(encoding="utf-8"), f"{page.name}: link {name}'s notes"
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
@@ -186,38 +193,45 @@ async def test_the_example_is_answered_as_the_guide_says(bridge, fake_upstream: 
     line = [entry for entry in log_lines(log_stream) if entry.get("event") == "request"][-1]
     assert line["platform"] == EXPECTED_PLATFORM[name]
 
-    logged = paragraph(example.after, "Logged:")
+    logged = labelled_names(example.after, "Logged:")
     assert logged, f"{name}: no `Logged:` line under the example"
     assert logged[0] == line["platform"]
     assert sorted(logged[1:]) == sorted(key for key in line if key in ID_NAMES)
-    dropped = paragraph(example.after, "Dropped:")
+    dropped = labelled_names(example.after, "Dropped:")
     if example.form is None:
         assert dropped is not None, f"{name}: no `Dropped:` line under the example"
         assert sorted(dropped) == line.get("dropped", [])
 
 
 def summary_rows() -> list[list[str]]:
-    table = re.search(r"^\| Platform \|.*?\n\| ---.*?\n((?:\|.*\n)+)", DOC, re.M)
-    assert table is not None, "no summary table"
-    return [[cell.strip() for cell in row.strip().strip("|").split("|")] for row in table.group(1).splitlines()]
+    table = re.search(r"^\| Page \|.*?\n\| ---.*?\n((?:\|.*\n)+)", INDEX, re.M)
+    assert table is not None, "docs/platforms.md: no table"
+    return [[cell.strip() for cell in row.strip().strip("|").split(" | ")] for row in table.group(1).splitlines()]
 
 
-def test_the_summary_table_names_what_each_platform_logs() -> None:
+def test_the_index_names_what_each_platform_logs() -> None:
     by_name = {platform.name: platform for platform in PLATFORMS}
-    rows = summary_rows()
-    assert len(rows) == len(EXAMPLES)  # a row per example: Agora has one per vendor mode
-    for row in rows:
+    named: set[str] = set()
+    for row in summary_rows():
         calls, names = row[1], re.findall(r"`([^`]+)`", row[-1])
+        if not names:  # "as the plain route"
+            continue
         assert len(names) == len(set(names)), row
         platform, ids = names[0], set(names[1:])
+        named.add(platform)
         if calls.startswith("`POST /`"):
             assert (platform, ids) == ("alibaba_ims", FORM_IDS), row
+        elif platform in SOCKET_IDS:
+            assert ids and ids <= SOCKET_IDS[platform], row
+        elif "/v1/responses" in calls:
+            assert set(names) <= {*by_name, "openai"}, row
+            named |= set(names)
         elif platform == "openai":
             assert ids == set(), row
         else:
             assert platform in by_name, row
             assert ids == {name for name, _ in by_name[platform].ids}, row
-    # A platform recognised only on the Responses API's WebSocket is documented on that page instead.
-    responses_page = (Path(__file__).parent.parent / "docs" / "platforms" / "responses.md").read_text(encoding="utf-8")
-    untabled = set(by_name) - {re.findall(r"`([^`]+)`", row[-1])[0] for row in rows}
-    assert all(f"`{name}`" in responses_page for name in untabled), untabled
+    assert set(by_name) <= named, set(by_name) - named
+    for example in EXAMPLES.values():  # each example's page has a row naming what it is logged as
+        rows = [r for r in summary_rows() if f"(platforms/{example.page.name})" in r[0]]
+        assert EXPECTED_PLATFORM[example.name] in {re.findall(r"`([^`]+)`", r[-1])[0] for r in rows}, example.name

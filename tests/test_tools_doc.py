@@ -2,12 +2,17 @@
 
 The example's `${env...}` URLs point at a fake order API (aiohttp) and a real MCP server (the
 SDK's MCPServer) on 127.0.0.1; a fake model calls both tools in one round, then answers from
-their results. The caller hears the filler, then that answer, and never sees a tool call.
+their results. The caller hears the filler, then that answer, and never sees a tool call; the
+stream and the log line are what the doc prints. The doc's blocks say what they are
+(tests/support/docs.py): ```json tools, ```sse worked-example, ```json worked-example-log,
+```text tools-errors (each error line reproduced here); its start commands run in
+tests/test_docs_examples.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -18,9 +23,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bridge.config import ConfigError
 from bridge.inbound.context import SERVICES
 from bridge.tools import load_toolbox
 from tests.support.app import log_lines, sse_events
+from tests.support.docs import Block, blocks, text_matches
 from tests.support.mcp_server import McpTestServer
 from tests.support.upstream import FakeUpstream, sse, text_chunks
 
@@ -31,12 +38,14 @@ ORDER_ARGS = {"order_id": "A-1042"}
 TICKET_ARGS = {"order_id": "A-1042", "summary": "Caller asks where the parcel is"}
 
 
+def shown(kind: str) -> list[Block]:
+    return [b for b in blocks(DOC) if b.kind == kind]
+
+
 def example() -> dict[str, Any]:
-    """The first ```json block under the doc's "A worked example" heading."""
-    section = DOC.read_text(encoding="utf-8").split("\n## A worked example\n", 1)[1]
-    match = re.search(r"```json\n(.*?)```", section, re.S)
-    assert match is not None, "no JSON block in the worked example"
-    return json.loads(match.group(1))
+    """The doc's tools file (its one ```json tools block)."""
+    (block,) = shown("json tools")
+    return json.loads(block.text)  # type: ignore[no-any-return]
 
 
 class OrdersApi:
@@ -116,13 +125,6 @@ def model_calling_both_tools(fake: FakeUpstream) -> None:
     fake.handler = handler
 
 
-def test_the_readme_shows_the_same_worked_example() -> None:
-    readme = (DOC.parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## The bridge's own tools\n", 1)[1]
-    match = re.search(r"```json\n(.*?)```", section, re.S)
-    assert match is not None and json.loads(match.group(1)) == example()
-
-
 async def test_the_worked_example_runs_end_to_end(bridge, fake_upstream, orders, helpdesk, tmp_path, log_stream):
     doc = example()
     path = tmp_path / "tools.json"
@@ -152,7 +154,10 @@ async def test_the_worked_example_runs_end_to_end(bridge, fake_upstream, orders,
     resp = await client.post("/chat/completions", json={
         "model": "m", "stream": True, "messages": [{"role": "user", "content": "Where is my order A-1042?"}]})
     assert resp.status == 200
-    events = [e for e in sse_events(await resp.text()) if e.get("choices")]
+    streamed = await resp.text()
+    (printed,) = shown("sse worked-example")
+    assert text_matches(printed.text, streamed), streamed
+    events = [e for e in sse_events(streamed) if e.get("choices")]
     texts = [e["choices"][0]["delta"].get("content") or "" for e in events]
     assert texts[0] == "One moment, let me check that for you."
     assert "".join(texts) == "One moment, let me check that for you. " + answer  # joined as speech
@@ -168,9 +173,42 @@ async def test_the_worked_example_runs_end_to_end(bridge, fake_upstream, orders,
     line = log_lines(log_stream)[-1]
     assert [(t["name"], t["outcome"], t["round"]) for t in line["tools"]] == [
         ("get_order_status", "ok", 1), ("open_ticket", "ok", 1)]
+    (printed_log,) = shown("json worked-example-log")
+    logged = json.loads(printed_log.text)
+    assert line["route"] == logged["route"]
+    for doc_tool, tool in zip(logged["tools"], line["tools"], strict=True):  # the same fields; `ms` is measured
+        assert set(tool) == set(doc_tool) and {**tool, "ms": doc_tool["ms"]} == doc_tool and tool["ms"] >= 0
 
     # IMS's Alibaba-spec form: one Text with the answer, no filler
     resp = await client.post("/", data={"Message": json.dumps([{"role": "user", "content": "Where is A-1042?"}])})
     assert await resp.json() == {"Text": answer.replace("T-1", "T-2")}
     assert len(orders.queries) == 2 and len(helpdesk.tickets) == 2
     assert ORDERS_TOKEN not in log_stream.getvalue() and HELPDESK_TOKEN not in log_stream.getvalue()
+
+
+# the error lines the doc prints -> the change to the worked example that makes each
+MISTAKES: dict[str, Any] = {
+    "tools[0].http.timeout": lambda doc: doc["tools"][0]["http"].update(timeout=100),
+    "tools[0].http": lambda doc: doc["tools"][0]["http"].update(verb="GET"),
+    "tools[1].name": lambda doc: doc["tools"].append(copy.deepcopy(doc["tools"][0])),
+    "mcp_servers[0].url": lambda doc: doc["mcp_servers"][0].update(url="file:///etc/passwd"),
+}
+
+
+def error_lines() -> list[str]:
+    return [line for block in shown("text tools-errors") for line in block.text.splitlines() if line]
+
+
+@pytest.mark.parametrize("line", error_lines())
+def test_an_error_the_doc_prints_is_the_one_start_up_gives(tmp_path, line: str) -> None:
+    match = re.match(r"BRIDGE_TOOLS: (\S+): (\S+): ", line)
+    assert match is not None and match.group(2) in MISTAKES, f"no mistake makes: {line}"
+    doc = example()
+    MISTAKES[match.group(2)](doc)
+    path = tmp_path / match.group(1)
+    path.write_text(json.dumps(doc))
+    env = {"ORDERS_API_URL": "https://orders.example.com", "ORDERS_API_TOKEN": ORDERS_TOKEN,
+           "HELPDESK_MCP_URL": "https://helpdesk.example.com/mcp", "HELPDESK_MCP_TOKEN": HELPDESK_TOKEN}
+    with pytest.raises(ConfigError) as caught:
+        load_toolbox(str(path), env)
+    assert str(caught.value).replace(str(path), match.group(1)) == line

@@ -47,7 +47,7 @@ class UpstreamSettings:
 
 @dataclass(frozen=True, slots=True)
 class Deadlines:
-    """Seconds allowed for each part of one upstream answer (README, "Deadlines")."""
+    """Seconds allowed for each part of one upstream answer (docs/operations.md, "Deadlines")."""
 
     connect: float = 3.0
     first_token: float = 10.0

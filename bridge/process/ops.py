@@ -15,7 +15,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: configuration loaded and not draining. From SIGTERM on, 503 (README, "Shutdown").
+    """Readiness: configuration loaded and not draining. From SIGTERM on, 503 (docs/operations.md, "Shutdown").
 
     With BRIDGE_TOOLS (any agent's), also 503 until each MCP server has been listed once or has
     failed its first attempt, at most `startup_wait` seconds (docs/tools.md): the model is

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bridge import jsonutil
 from bridge.config import BackupUpstream, ConfigError, Settings
 from bridge.upstreams.base import Upstream
 from bridge.upstreams.echo import EchoUpstream
@@ -16,6 +17,9 @@ from bridge.upstreams.http import HttpClient, HttpClients
 __all__ = ["HttpClients", "Upstream", "build_upstream", "build_upstreams", "env_names", "http_client"]
 
 _ENV_REFERENCE = re.compile(r'\$\{env\.([A-Za-z_][A-Za-z0-9_]*)|"api_key_env"\s*:\s*"([A-Za-z_][A-Za-z0-9_]*)"')
+# The original format's `${name}`: any name but these reads the environment variable NAME (`${groupid}`: GROUPID).
+_ORIGINAL_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+_ORIGINAL_OWN = frozenset({"apikey", "model", "messages", "prompt", "task_id"})
 
 
 def http_client(settings: Settings, clients: HttpClients | None = None) -> HttpClient:
@@ -79,4 +83,16 @@ def env_names(settings: Settings) -> set[str]:
         except (ConfigError, OSError):
             continue  # building the upstream reports it
         names.update(a or b for a, b in _ENV_REFERENCE.findall(text))
+        if _is_original(text):
+            names.update(n.upper() for n in _ORIGINAL_VARIABLE.findall(text) if n not in _ORIGINAL_OWN)
     return names
+
+
+def _is_original(text: str) -> bool:
+    """Whether a spec file is in the original LLM JSON format (it is then translated when loaded)."""
+    from bridge.upstreams.spec.original import is_original
+
+    try:
+        return is_original(jsonutil.loads(text))
+    except ValueError:
+        return False

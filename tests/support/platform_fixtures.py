@@ -1,7 +1,7 @@
 """Each voice platform's documented request (tests/fixtures/platforms/) and how the tests send it.
 
 Shared by tests/test_platforms.py (each fixture through the app) and tests/test_platforms_doc.py
-(each curl example of docs/platforms.md against its fixture).
+(each platform page's curl example in docs/platforms/ against its fixture).
 """
 
 from __future__ import annotations
