@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hypothesis import HealthCheck, given, settings
 from procs import ROOT, Proc, free_port, service_env, wait_listening
 
-from tests.support.fuzzing import ROUTES, TOKEN, Request, answer_problem, requests
+from tests.support.fuzzing import RESPONSES_ROUTES, ROUTES, TOKEN, Request, answer_problem, requests
 
 
 def post(port: int, request: Request) -> tuple[int, dict[str, str], bytes]:
@@ -71,7 +71,7 @@ def main() -> int:
     finally:
         service.stop()
     total = sum(statuses.values())
-    print(f"{total} bodies in {time.monotonic() - started:.0f} s over {', '.join(ROUTES)}")
+    print(f"{total} bodies in {time.monotonic() - started:.0f} s over {', '.join(ROUTES + RESPONSES_ROUTES)}")
     print("| status | answers |\n|---|---|")
     for status, count in sorted(statuses.items()):
         print(f"| {status} | {count} |")
