@@ -7,11 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from aiohttp.test_utils import TestClient
 
-from bridge.config import read_settings
-from bridge.process.app import create_app
-from tests.support.app import BridgeFactory, BridgeTestServer, LogStream
+from tests.support.app import BridgeFactory, LogStream, bridges
+from tests.support.raw_mcp import RawMcpServer
 from tests.support.tool_servers import OutcomeToolServer, WeatherToolServer
 from tests.support.upstream import FakeUpstream
 
@@ -36,6 +34,15 @@ async def fake_upstream() -> AsyncIterator[FakeUpstream]:
     await fake.start()
     yield fake
     await fake.close()
+
+
+@pytest.fixture
+async def raw_mcp() -> AsyncIterator[RawMcpServer]:
+    """An MCP server on raw streamable HTTP that can misbehave on purpose (tests/support/raw_mcp.py)."""
+    server = RawMcpServer()
+    await server.start()
+    yield server
+    await server.close()
 
 
 @pytest.fixture
@@ -71,17 +78,5 @@ def bridge_defaults() -> dict[str, str]:
 @pytest.fixture
 async def bridge(log_stream: io.StringIO, bridge_defaults: dict[str, str]) -> AsyncIterator[BridgeFactory]:
     """`await bridge({"ENV": "value"})` starts the real app on 127.0.0.1 and returns a client."""
-    clients: list[TestClient] = []
-
-    async def make(env: dict[str, str] | None = None) -> TestClient:
-        # the start-up probe of the upstream (GET /models) is tested on its own (tests/test_startup_checks.py)
-        settings = read_settings({"UPSTREAM_PROBE": "off", **bridge_defaults, **(env or {})})
-        app = create_app(settings, log_stream=log_stream)
-        client = TestClient(BridgeTestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
+    async with bridges(log_stream, bridge_defaults) as make:
+        yield make

@@ -54,16 +54,10 @@ def two_agents(tmp_path: Path, sales_url: str, support_url: str) -> dict[str, st
 
 @pytest.fixture
 async def second_upstream() -> Any:
-    from aiohttp import web
-    from aiohttp.test_utils import TestServer
-
     fake = FakeUpstream(reply=["Support", " here."])
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake._dispatch)
-    fake.server = TestServer(app, host="127.0.0.1")
-    await fake.server.start_server()
+    await fake.start()
     yield fake
-    await fake.server.close()
+    await fake.close()
 
 
 def chat(token: str, text: str = "hello") -> tuple[dict[str, Any], dict[str, str]]:

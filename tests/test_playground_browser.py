@@ -23,13 +23,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
-from bridge.config import read_settings
-from bridge.process.app import create_app
-from tests.support.app import BridgeFactory, BridgeTestServer
+from tests.support.app import BridgeFactory, bridges
 from tests.support.playground import ANSWER, weather_env, weather_model
 from tests.support.tool_servers import WeatherToolServer
 from tests.support.upstream import FakeUpstream
@@ -61,12 +58,9 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest_asyncio.fixture(loop_scope="module")
 async def fake_upstream() -> AsyncIterator[FakeUpstream]:
     fake = FakeUpstream()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake._dispatch)
-    fake.server = TestServer(app, host="127.0.0.1")
-    await fake.server.start_server()
+    await fake.start()
     yield fake
-    await fake.server.close()
+    await fake.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -79,19 +73,9 @@ async def tool_server() -> AsyncIterator[WeatherToolServer]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def bridge(log_stream: io.StringIO) -> AsyncIterator[BridgeFactory]:
-    """The real app on 127.0.0.1, as tests/conftest.py's `bridge` starts it."""
-    clients: list[TestClient] = []
-
-    async def make(env: dict[str, str] | None = None) -> TestClient:
-        settings = read_settings({"UPSTREAM_PROBE": "off", **(env or {})})
-        client = TestClient(BridgeTestServer(create_app(settings, log_stream=log_stream), host="127.0.0.1"))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
+    """The real app on 127.0.0.1, as tests/conftest.py's `bridge` starts it (for this module's loop)."""
+    async with bridges(log_stream) as make:
+        yield make
 
 
 class Watched:

@@ -20,6 +20,29 @@ from tests.support.tool_servers import model_that_uses, tools_file, weather_tool
 from tests.support.upstream import FakeUpstream, held_upstream
 
 
+async def sigterm_cuts_a_stream_and_a_form(proc: asyncio.subprocess.Process, base: str, fake: FakeUpstream,
+                                           heard: bytes, streamed: str, posted: str) -> None:
+    """A stream (once `heard` arrived) and a form request, both held upstream, then SIGTERM with
+    DRAIN_TIMEOUT=1: the stream ends with the `shutdown` event and [DONE], the form speaks its
+    phrase, and the process exits within DRAIN_TIMEOUT + 1 s."""
+    async with aiohttp.ClientSession() as session:
+        body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": streamed}]}
+        stream = await session.post(base + "/v1/chat/completions", json=body)
+        assert heard in await stream.content.readuntil(b"\n\n")
+        form = asyncio.ensure_future(session.post(base + "/", data={"Message": posted}))
+        await fake.wait_for_requests(2)  # the upstream holds both
+        proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        rest = (await stream.content.read()).decode()
+        answer = await (await form).json()
+        code = await asyncio.wait_for(proc.wait(), 5)
+        exited = time.monotonic() - signalled
+    events = [e.removeprefix("data: ") for e in rest.split("\n\n") if e]
+    assert json.loads(events[-2])["error"]["code"] == "shutdown" and events[-1] == "[DONE]"
+    assert answer == {"Text": DEFAULT_FAILURE_TEXT}
+    assert code == 0 and exited < 1 + 1.0  # DRAIN_TIMEOUT + 1 s
+
+
 async def test_sigterm_mid_stream_lets_the_stream_finish(fake_upstream: FakeUpstream) -> None:
     release = asyncio.Event()
     fake_upstream.pause_midway(release)
@@ -42,22 +65,7 @@ async def test_what_the_drain_cannot_finish_is_cut_honestly(fake_upstream: FakeU
     async with server(OPENAI_BASE_URL=fake_upstream.url + "/v1", DRAIN_TIMEOUT="1",
                       UPSTREAM_TTFT_TIMEOUT="30", UPSTREAM_IDLE_TIMEOUT="30") as (proc, base, seen):
         assert proc.stdout is not None
-        async with aiohttp.ClientSession() as session:
-            body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "stream"}]}
-            stream = await session.post(base + "/v1/chat/completions", json=body)
-            assert b"first half" in await stream.content.readuntil(b"\n\n")
-            form = asyncio.ensure_future(session.post(base + "/", data={"Message": "form"}))
-            await fake_upstream.wait_for_requests(2)  # the upstream holds both
-            proc.send_signal(signal.SIGTERM)
-            signalled = time.monotonic()
-            rest = (await stream.content.read()).decode()
-            answer = await (await form).json()
-            code = await asyncio.wait_for(proc.wait(), 5)
-            exited = time.monotonic() - signalled
-    events = [e.removeprefix("data: ") for e in rest.split("\n\n") if e]
-    assert json.loads(events[-2])["error"]["code"] == "shutdown" and events[-1] == "[DONE]"
-    assert answer == {"Text": DEFAULT_FAILURE_TEXT}
-    assert code == 0 and exited < 1 + 1.0  # DRAIN_TIMEOUT + 1 s
+        await sigterm_cuts_a_stream_and_a_form(proc, base, fake_upstream, b"first half", "stream", "form")
     lines = [r for r in await stop_and_collect(proc, seen) if r.get("event") == "request"]
     assert sorted((r["route"], r["error_kind"], r["cut"]) for r in lines) == [
         ("/", "shutdown", True), ("/v1/chat/completions", "shutdown", True)]
@@ -130,19 +138,5 @@ async def test_a_cut_while_a_bridge_tool_runs_ends_like_any_other_cut(fake_upstr
     tools = tools_file(tmp_path, [weather_tool(weather_server.url("/slow"), timeout=30)], filler="Let me check.")
     async with server(OPENAI_BASE_URL=fake_upstream.url + "/v1", BRIDGE_TOOLS=tools, WEATHER_KEY="wk-1234567890",
                       DRAIN_TIMEOUT="1", UPSTREAM_TOTAL_TIMEOUT="60") as (proc, base, _):
-        async with aiohttp.ClientSession() as session:
-            body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "weather?"}]}
-            stream = await session.post(base + "/v1/chat/completions", json=body)
-            assert b"Let me check." in await stream.content.readuntil(b"\n\n")  # the tool runs now
-            form = asyncio.ensure_future(session.post(base + "/", data={"Message": "weather?"}))
-            await fake_upstream.wait_for_requests(2)
-            proc.send_signal(signal.SIGTERM)
-            signalled = time.monotonic()
-            rest = (await stream.content.read()).decode()
-            answer = await (await form).json()
-            code = await asyncio.wait_for(proc.wait(), 5)
-            exited = time.monotonic() - signalled
-    events = [e.removeprefix("data: ") for e in rest.split("\n\n") if e]
-    assert json.loads(events[-2])["error"]["code"] == "shutdown" and events[-1] == "[DONE]"
-    assert answer == {"Text": DEFAULT_FAILURE_TEXT}
-    assert code == 0 and exited < 1 + 1.0
+        # the filler is heard: the tool runs now
+        await sigterm_cuts_a_stream_and_a_form(proc, base, fake_upstream, b"Let me check.", "weather?", "weather?")

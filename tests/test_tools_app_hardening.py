@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,6 @@ from tests.support.upstream import FakeUpstream, sse, text_chunks
 USER = [{"role": "user", "content": "What's the weather in Paris?"}]
 
 TOKEN_ENV = {"WEATHER_KEY": "weather-key-123456"}
-
-
-@pytest.fixture
-async def raw_mcp() -> AsyncIterator[RawMcpServer]:
-    server = RawMcpServer()
-    await server.start()
-    yield server
-    await server.close()
 
 
 def model_calling(fake: FakeUpstream, name: str, pieces: list[str], *, name_in_every_delta: bool) -> None:

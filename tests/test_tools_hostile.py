@@ -23,6 +23,7 @@ from bridge.log import configure_logging
 from bridge.redaction import Redactor
 from bridge.tools import ToolBox, load_toolbox
 from bridge.tools.loader import load_config
+from tests.support.app import log_lines
 from tests.support.raw_mcp import RawMcpServer, text_result, tool
 
 BACKTRACKING = "^(a+)+$"
@@ -36,17 +37,8 @@ def log_stream() -> io.StringIO:
     return stream
 
 
-def log_lines(stream: io.StringIO, event: str) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
-    return [line for line in lines if line.get("event") == event]
-
-
-@pytest.fixture
-async def raw_mcp() -> AsyncIterator[RawMcpServer]:
-    server = RawMcpServer()
-    await server.start()
-    yield server
-    await server.close()
+def logged(stream: io.StringIO, event: str) -> list[dict[str, Any]]:
+    return [line for line in log_lines(stream) if line.get("event") == event]
 
 
 @pytest.fixture
@@ -151,7 +143,7 @@ async def test_an_mcp_tool_with_an_outside_ref_is_skipped_and_nothing_is_fetched
         assert (await box.call(name, '{"q": 1}')).outcome == "unknown_tool"
     assert (await box.call("local", '{"q": "x"}')).outcome == "bad_arguments"  # the inside $ref is followed
     assert raw_mcp.hits == {}  # the internal URL was never asked for
-    skipped = {line["tool"]: line["reason"] for line in log_lines(log_stream, "mcp_tool_skipped")}
+    skipped = {line["tool"]: line["reason"] for line in logged(log_stream, "mcp_tool_skipped")}
     assert set(skipped) == {"fetcher", "reader"}
     assert all("points outside the schema" in reason for reason in skipped.values())
 
@@ -197,7 +189,7 @@ async def test_an_mcp_pattern_re2_cannot_run_is_left_to_the_server(raw_mcp: RawM
     await listed(box)
     assert names(box) == ["mail"]
     assert (await box.call("mail", '{"to": ".x@x.com"}')).outcome == "ok"  # not checked here
-    [line] = log_lines(log_stream, "mcp_pattern_unchecked")
+    [line] = logged(log_stream, "mcp_pattern_unchecked")
     assert line["tool"] == "mail" and line["pattern"] == lookahead
 
 
@@ -234,9 +226,9 @@ async def test_ten_thousand_tools_keep_the_loop_free_and_offer_at_most_max_tools
     assert len(names(box)) == 128 and names(box)[0] == "t0_0"
     assert raw_mcp.list_count == 1  # full after the first page: the other nine are never asked for
     assert watch.worst < 0.05, f"the loop was held {watch.worst * 1000:.0f} ms"
-    [capped] = log_lines(log_stream, "mcp_listing_capped")
+    [capped] = logged(log_stream, "mcp_listing_capped")
     assert capped["kept"] == 128 and "limits.max_tools (128)" in capped["reason"]
-    [connected] = log_lines(log_stream, "mcp_connected")
+    [connected] = logged(log_stream, "mcp_connected")
     assert connected["tools_count"] == 128 and len(connected["tools"]) <= 20  # the line stays short
 
 
@@ -247,7 +239,7 @@ async def test_pages_are_capped(raw_mcp: RawMcpServer, make_box: Callable[..., T
     await box.start()
     await listed(box)
     assert names(box) == ["p0", "p1", "p2", "p3"] and raw_mcp.list_count == 4
-    assert "limits.max_list_pages (4)" in log_lines(log_stream, "mcp_listing_capped")[0]["reason"]
+    assert "limits.max_list_pages (4)" in logged(log_stream, "mcp_listing_capped")[0]["reason"]
 
 
 async def test_a_page_larger_than_its_cap_is_not_read(raw_mcp: RawMcpServer, make_box: Callable[..., ToolBox],
@@ -257,7 +249,7 @@ async def test_a_page_larger_than_its_cap_is_not_read(raw_mcp: RawMcpServer, mak
     await box.start()
     await asyncio.wait_for(box.wait_ready(), 5)  # the first attempt failed
     assert names(box) == []
-    assert "larger than 65536 bytes" in log_lines(log_stream, "mcp_unreachable")[0]["error"]
+    assert "larger than 65536 bytes" in logged(log_stream, "mcp_unreachable")[0]["error"]
 
 
 async def test_big_descriptions_are_cut_and_big_schemas_skipped(raw_mcp: RawMcpServer, log_stream: io.StringIO,
@@ -269,7 +261,7 @@ async def test_big_descriptions_are_cut_and_big_schemas_skipped(raw_mcp: RawMcpS
     await listed(box)
     [definition] = box.definitions()
     assert definition["function"]["name"] == "wordy" and len(definition["function"]["description"]) == 100
-    [skipped] = log_lines(log_stream, "mcp_tool_skipped")
+    [skipped] = logged(log_stream, "mcp_tool_skipped")
     assert skipped["tool"] == "huge" and "limits.max_schema_bytes (2048)" in skipped["reason"]
 
 
@@ -352,7 +344,7 @@ async def test_the_startup_wait_bounds_readiness(raw_mcp: RawMcpServer, make_box
     await asyncio.wait_for(box.wait_ready(), 5)
     assert 0.15 < time.perf_counter() - started < 2
     assert names(box) == [] and not box.owns("anything")
-    [line] = log_lines(log_stream, "tools_startup_wait_over")
+    [line] = logged(log_stream, "tools_startup_wait_over")
     assert line["mcp_servers"] == [raw_mcp.url]
 
 

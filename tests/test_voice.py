@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.app import log_lines, sse_events
-from tests.support.upstream import FakeUpstream, sse, text_chunks
+from tests.support.upstream import FakeUpstream, sse, text_chunks, tool_call_answer
 
 USER = [{"role": "user", "content": "hi"}]
 MARKDOWN = ["## Your **order**\n", "- shipped `today`\n- see [the page](https://x.example/o/1)", " 🎉"]
@@ -108,17 +108,8 @@ async def test_a_thinking_model_longer_than_the_first_token_deadline_still_answe
 
 
 def calls(fake: FakeUpstream, name: str, arguments: dict[str, Any], said: str = "") -> None:
-    base = text_chunks([])[0]
-
     async def handler(request: web.Request) -> web.Response:
-        chunks = [base]
-        if said:
-            chunks.append({**base, "choices": [{"index": 0, "delta": {"content": said}, "finish_reason": None}]})
-        chunks.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{
-            "index": 0, "id": "call_9", "type": "function",
-            "function": {"name": name, "arguments": json.dumps(arguments)}}]}, "finish_reason": None}]})
-        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
-        return web.Response(body=sse(chunks), content_type="text/event-stream")
+        return web.Response(body=sse(tool_call_answer(name, arguments, said)), content_type="text/event-stream")
 
     fake.handler = handler
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import openai
 from aiohttp.test_utils import TestClient, TestServer
 
 from bridge.compat import QuietRunner as BridgeRunner
+from bridge.config import read_settings
+from bridge.process.app import create_app
 from bridge.upstreams.openai.sdk import tls_context
 
 
@@ -62,3 +65,26 @@ class BridgeTestServer(TestServer):
 
 
 BridgeFactory = Callable[..., Awaitable[TestClient]]
+
+
+@contextlib.asynccontextmanager
+async def bridges(log_stream: io.StringIO, defaults: dict[str, str] | None = None) -> AsyncIterator[BridgeFactory]:
+    """`make(env)` starts the real app on 127.0.0.1 and returns a client; all are closed at the end.
+
+    The start-up probe of the upstream (GET /models) is off: it is tested on its own
+    (tests/test_startup_checks.py).
+    """
+    clients: list[TestClient] = []
+
+    async def make(env: dict[str, str] | None = None) -> TestClient:
+        settings = read_settings({"UPSTREAM_PROBE": "off", **(defaults or {}), **(env or {})})
+        client = TestClient(BridgeTestServer(create_app(settings, log_stream=log_stream), host="127.0.0.1"))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in clients:
+            await client.close()

@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.support.strict_openai import refusal
-from tests.support.upstream import FakeUpstream, sse, text_chunks
+from tests.support.upstream import FakeUpstream, sse, tool_call_answer
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "platforms" / "sockets"
 WAIT = 5.0  # seconds any one message may take to arrive
@@ -142,16 +142,7 @@ def strict(fake: FakeUpstream, reply: Reply) -> list[str]:
 
 def tool_call(name: str, arguments: dict[str, Any], said: str = "") -> Reply:
     """An answer that calls `name` (after saying `said`), as OpenAI streams a tool call."""
-    base = text_chunks([])[0]
-
     async def reply(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        chunks = [base]
-        if said:
-            chunks.append({**base, "choices": [{"index": 0, "delta": {"content": said}, "finish_reason": None}]})
-        chunks.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{
-            "index": 0, "id": "call_9", "type": "function",
-            "function": {"name": name, "arguments": json.dumps(arguments)}}]}, "finish_reason": None}]})
-        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
-        return web.Response(body=sse(chunks), content_type="text/event-stream")
+        return web.Response(body=sse(tool_call_answer(name, arguments, said)), content_type="text/event-stream")
 
     return reply

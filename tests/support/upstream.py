@@ -45,6 +45,19 @@ def text_chunks(pieces: list[str], *, model: str = "up-model", usage: dict[str, 
     return chunks
 
 
+def tool_call_answer(name: str, arguments: dict[str, Any], said: str = "") -> list[dict[str, Any]]:
+    """chat.completion.chunk payloads of an answer that calls `name` in one delta (after saying `said`)."""
+    base = text_chunks([])[0]
+    chunks = [base]
+    if said:
+        chunks.append({**base, "choices": [{"index": 0, "delta": {"content": said}, "finish_reason": None}]})
+    chunks.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{
+        "index": 0, "id": "call_9", "type": "function",
+        "function": {"name": name, "arguments": json.dumps(arguments)}}]}, "finish_reason": None}]})
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    return chunks
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
