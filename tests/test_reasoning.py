@@ -72,3 +72,26 @@ async def test_routes_that_speak_never_get_reasoning(bridge, fake_upstream):
     resp = await client.post("/rag/chat/completions", json={"model": "m", "stream": True,
                                                             "messages": [{"role": "user", "content": "q"}]})
     assert "reasoning_content" not in await resp.text()
+
+
+@pytest.mark.parametrize("setting", ["pass", "drop"])
+async def test_reasoning_passed_on_counts_toward_max_answer_chars(bridge, fake_upstream, setting):
+    """A JSON route holds the reasoning it passes on, so MAX_ANSWER_CHARS bounds it too; reasoning
+    that is dropped is never held, and does not count."""
+    thought = [{**BASE, "choices": [{"index": 0, "delta": {"reasoning_content": "hmm " * 250}, "finish_reason": None}]}
+               for _ in range(10)]  # 10,000 characters of thinking
+    said = [{**BASE, "choices": [{"index": 0, "delta": {"content": "42."}, "finish_reason": "stop"}]}]
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(body=sse(thought + said), content_type="text/event-stream")
+
+    fake_upstream.handler = answer
+    client = await bridge({"OPENAI_BASE_URL": fake_upstream.url + "/v1", "REASONING": setting,
+                           "MAX_ANSWER_CHARS": "4096"})
+    question = {"model": "m", "messages": [{"role": "user", "content": "q"}]}
+    resp = await client.post("/v1/chat/completions", json=question)
+    body = await resp.json()
+    if setting == "pass":
+        assert resp.status == 502 and body["error"]["code"] == "upstream_protocol"
+    else:
+        assert resp.status == 200 and body["choices"][0]["message"]["content"] == "42."

@@ -93,7 +93,7 @@ class AnswerSettings:
     max_tool_calls: int = 16  # bridge tool calls run in one round
     reasoning: bool = False  # REASONING=pass: OpenAI chat callers receive the model's reasoning (never spoken)
     max_tool_argument_chars: int = 65_536  # of one tool call's arguments, as the model streams them
-    max_answer_chars: int = 1_048_576  # of one upstream answer: its text, tool call names and arguments
+    max_answer_chars: int = 1_048_576  # one upstream answer: text, reasoning passed on, tool names, arguments
     greeting: str | None = None  # GREETING: what a socket session says first (None: wait for the caller)
 
 

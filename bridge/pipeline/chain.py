@@ -131,7 +131,7 @@ class _Call:
         self.said = TokenCount()  # for the estimate when the upstream reports no usage
         self.finished = self.usage = False
         self.reasoning = reasoning
-        self.room = chain.max_answer_chars  # what is left of MAX_ANSWER_CHARS: text, tool names and arguments
+        self.room = chain.max_answer_chars  # what is left of MAX_ANSWER_CHARS
         d = chain.deadlines
         first = max(d.first_token, upstream.first_event_timeout or 0.0)
         self.deadline = Deadline(self.loop, min(self.loop.time() + first, overall), grace=d.idle)
@@ -231,6 +231,8 @@ class _Call:
             self.usage = True
             self.log.usage = event.as_dict()
         elif type(event) is Reasoning:
+            if self.reasoning:  # passed on, so a JSON route holds it: it counts
+                self._spend(len(event.text))
             return self.reasoning
         return True
 
